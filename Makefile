@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Everything installs itself.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast lint system-tools clean
+
+setup: $(STAMP)
+
+# Torch first, pinned: on the dev machines these versions come from the local disk.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,onnx]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/convscope live --source demo --model efficientnet_lite0 --open
+
+system-tools:
+	@bash scripts/system-tools.sh
+
+test: setup system-tools
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not e2e and not stream and not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check convscope tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from convscope.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""Models from files and from users' code: TorchScript, pickled modules, ONNX, ``pkg.mod:callable``."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from convscope.errors import ModelError
+
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit", ".pkl", ".onnx")
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def looks_like_callable(spec: str) -> bool:
+    """``package.module:factory``; a path with a drive letter or separators is not one."""
+    return bool(_CALLABLE.match(spec)) and not spec.startswith("timm:")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str]:
+    """Load a model file; returns the module and how it was read."""
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path), "onnx"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names):
+            try:
+                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+            except Exception as exc:
+                raise ModelError(f"cannot load TorchScript archive {path}: {_first_line(exc)}") from None
+    if not trust_pickle:
+        raise ModelError(
+            f"{path} is not a TorchScript archive; loading a pickled module runs code from the file, "
+            "so pass --trust-pickle if you trust it (or save a state_dict and use --weights)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelError(f"cannot unpickle {path}: {_first_line(exc)}") from None
+    if isinstance(obj, dict):
+        raise ModelError(f"{path} holds a state_dict, not a model: name the architecture with -m and pass --weights {path}")
+    if not isinstance(obj, nn.Module):
+        raise ModelError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
+    return obj, "pickle"
+
+
+def _load_onnx(path: Path) -> nn.Module:
+    try:
+        from onnx2torch import convert
+    except ImportError:
+        raise ModelError("ONNX models need onnx2torch: pip install 'convscope[onnx]'") from None
+    try:
+        return convert(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot convert ONNX model {path}: {_first_line(exc)}") from None
+
+
+def load_callable(spec: str) -> nn.Module:
+    """Import ``package.module:factory`` and call it with no arguments."""
+    mod_name, _, attr = spec.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # users' own code in the working directory, like `python -m`
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ModelError(f"cannot import {mod_name!r} for model {spec!r}: {_first_line(exc)}") from None
+    factory = getattr(mod, attr, None)
+    if factory is None:
+        raise ModelError(f"module {mod_name!r} has no attribute {attr!r}")
+    try:
+        obj = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    except Exception as exc:
+        raise ModelError(f"{spec}() failed: {_first_line(exc)}") from None
+    if not isinstance(obj, nn.Module):
+        raise ModelError(f"{spec} returned a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
