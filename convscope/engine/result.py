@@ -1,0 +1,89 @@
+"""``Result``: what one frame produced, already on the host, ready to encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convscope.engine.request import Target
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass
+class Mosaic:
+    """The activation grid of one conv layer: channel ``r * cols + c`` is the tile at row r, column c.
+
+    Attributes:
+        image: HxWx3 uint8, ``rows * tile_h`` by ``cols * tile_w`` (tiles may carry a 1 px gap
+            included in tile_h / tile_w).
+        ranges: Cx2 float32, the (min, max) of each channel's raw activation (for hover text).
+    """
+
+    layer: str
+    image: np.ndarray
+    rows: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    channels: int
+    ranges: np.ndarray
+
+
+@dataclass
+class FCMap:
+    """A linear layer's activations as a grid of coloured cells; neuron ``r * cols + c`` at (r, c)."""
+
+    layer: str
+    image: np.ndarray
+    rows: int
+    cols: int
+    cell: int
+    neurons: int
+    selected: int | None = None
+    selected_value: float | None = None
+    value_range: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class MapOutput:
+    """One algorithm's output for one target.
+
+    Attributes:
+        image: HxWx3 uint8 at the input size (heatmap for CAMs, the visualised gradient otherwise).
+        overlay: HxWx3 uint8 heatmap blended over the input (CAM-like maps), else None.
+        raw: the map before any normalisation (float32), only when ``keep_raw`` was asked:
+            Grad-CAM at the layer's resolution after the weighted sum and ReLU (h x w), input
+            gradients as 3xHxW.
+        rule: the backward rule applied (``standard``, ``guided``, or e.g.
+            ``guided (SiLU: standard)`` when some activations had no guided rule).
+    """
+
+    algorithm: str
+    target: Target
+    layer: str | None
+    image: np.ndarray
+    overlay: np.ndarray | None = None
+    raw: np.ndarray | None = None
+    rule: str = "standard"
+
+
+@dataclass
+class Result:
+    """Everything one ``Engine.run`` call produced; every array is host memory."""
+
+    input: np.ndarray  # HxWx3 uint8: the model input as the network sees it (after resize/crop)
+    predictions: list[Prediction]
+    activations: Mosaic | None = None
+    channel: np.ndarray | None = None  # the selected channel enlarged, HxWx3 uint8
+    channel_index: int | None = None
+    fc: FCMap | None = None
+    maps: dict[str, MapOutput] = field(default_factory=dict)
+    input_tensor: np.ndarray | None = None  # 1x3xHxW float32, only with keep_raw
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
