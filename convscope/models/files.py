@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str]:
             names = zf.namelist()
         if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names):
             try:
-                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+                with warnings.catch_warnings():  # torch deprecates TorchScript; users' archives still load
+                    warnings.simplefilter("ignore", FutureWarning)
+                    return torch.jit.load(str(path), map_location="cpu"), "torchscript"
             except Exception as exc:
                 raise ModelError(f"cannot load TorchScript archive {path}: {_first_line(exc)}") from None
     if not trust_pickle:

@@ -33,12 +33,15 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     return dev
 
 
-def _num_outputs(module: nn.Module) -> int | None:
-    last = None
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            last = m
-    return last.out_features if last is not None else None
+def _num_outputs(module: nn.Module, prep: Preprocessing) -> int | None:
+    """Width of the model's output, from one dry forward (works for scripted modules too)."""
+    h, w = prep.input_size
+    try:
+        with torch.inference_mode():
+            out = module.eval()(torch.zeros(1, 3, h, w))
+    except Exception as exc:
+        raise ModelError(f"the model fails on a 1x3x{h}x{w} input: {str(exc).strip().splitlines()[0]}") from None
+    return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
 
 
 def load_model(
@@ -101,7 +104,7 @@ def load_model(
     if labels is not None:
         names = read_labels(labels)
     if names is None:
-        n = _num_outputs(module)
+        n = _num_outputs(module, prep)
         names = labels_for(n) if n else ()
 
     module = module.to(dev).eval()

@@ -1,0 +1,74 @@
+"""Layer discovery: execution order, shapes, and addressing by name or index."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from convscope.errors import LayerError
+from convscope.models import ModelBundle, Preprocessing, discover_layers, load_model, resolve_layer
+
+
+def test_resnet50_layers():
+    layers = discover_layers(load_model("resnet50", weights="random"))
+    convs = [la for la in layers if la.kind == "conv"]
+    linears = [la for la in layers if la.kind == "linear"]
+    assert len(convs) == 53 and len(linears) == 1
+    assert convs[0].name == "conv1" and convs[0].shape == (64, 112, 112)
+    assert convs[-1].name == "layer4.2.conv3" and convs[-1].shape == (2048, 7, 7)
+    assert linears[0].shape == (1000,)
+    # the downsample conv of a block runs after its main branch's convs
+    names = [la.name for la in convs]
+    assert names.index("layer1.0.downsample.0") == names.index("layer1.0.conv3") + 1
+
+
+def test_vgg16_layers():
+    layers = discover_layers(load_model("vgg16", weights="random"))
+    assert sum(la.kind == "conv" for la in layers) == 13
+    assert [la.shape for la in layers if la.kind == "linear"] == [(4096,), (4096,), (1000,)]
+    assert [la.index for la in layers] == list(range(16))
+
+
+class Reordered(nn.Module):
+    """Registers its head before its trunk: execution order differs from registration order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(8, 2)
+        self.trunk = nn.Conv2d(3, 8, 3, stride=2)
+        self.unused = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        return self.head(self.trunk(x).relu().mean((2, 3)))
+
+
+def test_execution_order_not_registration_order():
+    bundle = ModelBundle(Reordered().eval(), Preprocessing(input_size=(32, 32)), ("a", "b"), "reordered")
+    layers = discover_layers(bundle)
+    assert [(la.name, la.kind, la.shape) for la in layers] == [
+        ("trunk", "conv", (8, 15, 15)),
+        ("head", "linear", (2,)),
+    ]
+    assert bundle.module.training is False
+
+
+def test_resolve_by_index_and_name():
+    layers = discover_layers(load_model("efficientnet_lite0"))
+    last = resolve_layer(layers, -1, "conv")
+    assert last.name == "conv_head" and last.shape == (1280, 7, 7)
+    assert resolve_layer(layers, "-1", "conv") == last
+    assert resolve_layer(layers, 0, "conv").name == "conv_stem"
+    assert resolve_layer(layers, "classifier", "linear").shape == (1000,)
+    with pytest.raises(LayerError, match=r"conv layer index 99 is out of range: the model has 49"):
+        resolve_layer(layers, 99, "conv")
+    with pytest.raises(LayerError, match="did you mean: conv_head"):
+        resolve_layer(layers, "conv_haed", "conv")
+
+
+def test_discovery_leaves_no_hooks():
+    bundle = load_model("resnet18", weights="random")
+    discover_layers(bundle)
+    assert all(not m._forward_hooks for m in bundle.module.modules())
+    with torch.no_grad():
+        assert bundle.module(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
