@@ -1,0 +1,162 @@
+"""``convscope explain``: every registered algorithm for images, folders and videos, with a report.
+
+Writes one PNG per algorithm and target, a labelled ``summary.png`` per input and one
+``report.json``; ``--save-raw`` adds the unnormalised float32 maps and the exact model input as
+``.npy``, so the maps can be checked or reproduced with another tool. The algorithm list in
+``--help`` and the accepted names come from the algorithm registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from convscope import algorithms
+from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.engine import Result, Target, ViewRequest
+from convscope.errors import UsageError, suggest
+from convscope.stills import session
+from convscope.stills.inputs import Item
+from convscope.stills.options import (
+    add_class_options,
+    add_io_options,
+    add_layer_options,
+    check_class,
+    check_top_k,
+    conv_layer,
+    unit_of,
+)
+from convscope.stills.outputs import Layout, relative, write_image, write_json, write_npy
+from convscope.stills.runner import run_items
+from convscope.stills.sheet import Panel, contact_sheet, predictions_panel
+from convscope.stills.targets import describe_target, resolved_target, run_targets, target_slug
+
+
+def _algorithm_help() -> str:
+    lines = ["algorithms (--algorithms):"]
+    for name in algorithms.names():
+        algo = algorithms.get(name)
+        lines.append(f"  {name:<18} {getattr(algo, 'title', name)}: {getattr(algo, 'summary', '')}".rstrip(": "))
+    return "\n".join(textwrap.shorten(line, 160, placeholder=" ...") if len(line) > 160 else line for line in lines)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "explain", "all algorithms for an image, folder or video, with summary.png and report.json",
+        description="Write one PNG per algorithm and target, a labelled summary.png per input and "
+        "report.json into OUTDIR (one subfolder per input for folders and videos).",
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _algorithm_help()
+    add_io_options(p, "output folder (created when missing)")
+    p.add_argument("--algorithms", default="all", metavar="A,B,...|all",
+                   help="comma-separated algorithm names, or all (default: all; listed below)")
+    add_layer_options(p, "the CAM algorithms' conv layer")
+    add_class_options(p, 1)
+    t = p.add_mutually_exclusive_group()
+    t.add_argument("--channel", metavar="LAYER:INDEX",
+                   help="input-gradient algorithms (guided backprop, ...) explain this conv channel's maximum")
+    t.add_argument("--neuron", metavar="LAYER:INDEX",
+                   help="input-gradient algorithms explain this linear layer's neuron")
+    p.add_argument("--save-raw", action="store_true",
+                   help="also write each map before normalisation and the model input tensor as float32 .npy")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """``all`` or a comma list of registry names, validated with close-match suggestions."""
+    known = tuple(algorithms.names())
+    if text.strip().lower() == "all":
+        return known
+    names = tuple(dict.fromkeys(n.strip().replace("-", "_") for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError("explain: --algorithms is empty; use all or some of: " + ", ".join(known))
+    for name in names:
+        if name not in known:
+            raise UsageError(f"explain: unknown algorithm {name!r}{suggest(name, known)}; known: {', '.join(known)}")
+    return names
+
+
+class _Writer:
+    """Writes one item's maps, sheet and raw arrays, and keeps its report entry."""
+
+    def __init__(self, layout: Layout, labels: tuple[str, ...], model: str, save_raw: bool):
+        self.layout, self.labels, self.model, self.save_raw = layout, labels, model, save_raw
+        self.items: list[dict] = []
+
+    def item(self, item: Item, results: list[Result]) -> None:
+        folder = self.layout.folder(item)
+        first = results[0]
+        tensor_path = None
+        if self.save_raw and first.input_tensor is not None:
+            tensor_path = relative(write_npy(folder / "input_tensor.npy", first.input_tensor), self.layout.base)
+        panels = [
+            Panel(first.input, ("input", item.rel, f"{first.input.shape[1]}x{first.input.shape[0]} as the model sees it")),
+            Panel(predictions_panel([(p.index, p.label, p.probability) for p in first.predictions]),
+                  (f"top-{len(first.predictions)} predictions", self.model)),
+        ]
+        outputs = []
+        for result in results:
+            for name, output in result.maps.items():
+                target = resolved_target(output, result)
+                stem = f"{name}_{target_slug(target)}"
+                image = write_image(folder / f"{stem}.png", session.picture(output))
+                raw = None
+                if self.save_raw and output.raw is not None:
+                    raw = relative(write_npy(folder / f"{stem}.npy", output.raw), self.layout.base)
+                outputs.append({"algorithm": name, "target": target.as_dict(), "layer": output.layer,
+                                "image": relative(image, self.layout.base), "raw": raw})
+                title = getattr(algorithms.get(name), "title", name)
+                where = " · ".join(x for x in (output.layer, output.rule) if x)
+                panels.append(Panel(session.picture(output), (title, describe_target(target, self.labels), where)))
+        sheet = contact_sheet(f"{item.rel} · {self.model}", panels)
+        write_image(folder / "summary.png", sheet)
+        entry = {
+            "input": relative(item.path, self.layout.base),
+            "input_tensor": tensor_path,
+            "predictions": [{"index": p.index, "label": p.label, "probability": float(p.probability)}
+                            for p in first.predictions],
+            "outputs": outputs,
+        }
+        if item.frame is not None:
+            entry["frame"] = item.frame
+        self.items.append(entry)
+
+    def report(self) -> dict:
+        return {"model": self.model, "items": self.items}
+
+
+def run(args: argparse.Namespace) -> int:
+    names = parse_algorithms(args.algorithms)
+    inputs, layout = session.open_io(args, folder_only=True)
+    bundle = load_model_from_args(args)
+    class_index = check_class(bundle, args.class_index)
+    top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, 1)
+    writer = _Writer(layout, bundle.labels, bundle.name, args.save_raw)
+    with session.engine_for(bundle) as engine:
+        layers = session.layers(engine, bundle)
+        cam_layer = conv_layer(layers, args.layer, args.conv_index)
+        unit = None
+        if args.channel is not None:
+            layer, index = unit_of(layers, args.channel, "conv")
+            unit = Target("channel", index, layer.name)
+        elif args.neuron is not None:
+            layer, index = unit_of(layers, args.neuron, "linear")
+            unit = Target("neuron", index, layer.name)
+        request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=("input", "predictions"),
+                              top_k=max(top_k, 5), keep_raw=args.save_raw)
+
+        def process(items, frames) -> None:
+            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit), strict=True):
+                writer.item(item, results)
+
+        summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
+                            progress=not args.quiet)
+    report = write_json(layout.base / "report.json", writer.report())
+    if not args.quiet:
+        count = sum(len(i["outputs"]) for i in writer.items)
+        print(f"wrote {count} map(s) for {summary.done} image(s), summary.png and {report}", file=sys.stderr)
+    summary.report(sys.stderr)
+    return 0

@@ -1,0 +1,66 @@
+"""``convscope gradcam``: Grad-CAM overlays of the top-K classes for images, folders and videos.
+
+The seed's command, kept spelling for spelling (``-i -o -n --convindex``, ``{stem}_0``,
+``{stem}_1``), on top of the same engine the live view uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.engine import ViewRequest
+from convscope.stills import session
+from convscope.stills.options import (
+    add_class_options,
+    add_io_options,
+    add_layer_options,
+    check_class,
+    check_top_k,
+    conv_layer,
+)
+from convscope.stills.outputs import write_image
+from convscope.stills.runner import run_items
+from convscope.stills.targets import run_targets
+
+DEFAULT_TOP_K = 2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "gradcam", "Grad-CAM overlays for an image, a folder or a video",
+        description="Write the Grad-CAM overlay of each of the top-K classes as {stem}_{k}{ext} "
+        "(k = 0 is the top-1). OUTPUT: for one image a file name (out.jpg -> out_0.jpg, out_1.jpg) "
+        "or a folder; for a folder or video a folder mirroring the input.",
+    )
+    add_io_options(p, "output file name (one image) or folder")
+    add_layer_options(p)
+    add_class_options(p, DEFAULT_TOP_K)
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs, layout = session.open_io(args)
+    bundle = load_model_from_args(args)
+    class_index = check_class(bundle, args.class_index)
+    top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, DEFAULT_TOP_K)
+    with session.engine_for(bundle) as engine:
+        layer = conv_layer(session.layers(engine, bundle), args.layer, args.conv_index)
+        request = ViewRequest(cam_layer=layer.name, algorithms=("gradcam",), panels=("predictions",),
+                              top_k=max(top_k, 5))
+        verbose = not args.quiet and inputs.kind == "image"
+
+        def process(items, frames) -> None:
+            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index), strict=True):
+                for k, result in enumerate(results):
+                    cam = result.maps["gradcam"]
+                    path = write_image(layout.image_path(item, f"_{k}"), session.picture(cam))
+                    if verbose:
+                        print(f"{path}: {session.caption(cam, result, bundle.labels)}")
+
+        summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
+                            progress=not args.quiet)
+    session.finish(summary, layout, inputs, quiet=args.quiet, stream=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Still-image work shared by ``gradcam``, ``guided-backprop`` and ``explain``: inputs, batching, outputs."""

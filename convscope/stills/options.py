@@ -1,0 +1,91 @@
+"""Flags shared by ``gradcam``, ``guided-backprop`` and ``explain``, and their validation.
+
+Everything a user can get wrong on these flags is checked before the first image is processed, so
+a typo fails in a second with one line instead of after a folder's worth of work.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from convscope.errors import LayerError, RequestError
+from convscope.models import LayerInfo, ModelBundle, resolve_layer
+
+
+def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """``-i/--input``, ``-o/--output`` and the folder/video options."""
+    parser.add_argument("-i", "--input", required=True, metavar="INPUT",
+                        help="an image, a folder of images (recursive) or a video file")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=output_help)
+    g = parser.add_argument_group("folders and videos")
+    g.add_argument("--every", type=int, default=1, metavar="N", help="videos: use every N-th frame (default: 1)")
+    g.add_argument("--batch-size", type=int, default=8, metavar="B", help="images per engine batch (default: 8)")
+    g.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
+    g.add_argument("--ext", metavar="EXT", help="image format of the outputs, e.g. png or jpg "
+                   "(default: the output name's, else the input's, else png)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-image lines")
+
+
+def add_layer_options(parser: argparse.ArgumentParser, what: str = "Grad-CAM's conv layer") -> None:
+    """``--layer NAME`` or ``--conv-index N`` (seed spelling ``--convindex``)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--layer", metavar="NAME", help=f"{what} by qualified name (see `convscope layers`)")
+    g.add_argument("--conv-index", "--convindex", dest="conv_index", type=int, metavar="N",
+                   help=f"{what} by index among conv layers in execution order (-1 = last, the default)")
+
+
+def add_class_options(parser: argparse.ArgumentParser, default_top_k: int | None) -> None:
+    """``--class C`` and ``--top-k K`` (exclusive: a fixed class is one target)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--class", dest="class_index", type=int, metavar="C",
+                   help="explain this class index instead of the top predictions")
+    default = f"default: {default_top_k}" if default_top_k else "default: 1"
+    g.add_argument("--top-k", type=int, metavar="K", help=f"explain each of the top K predicted classes ({default})")
+
+
+def conv_layer(layers: list[LayerInfo], name: str | None, index: int | None) -> LayerInfo:
+    """The conv layer named by ``--layer`` or ``--conv-index`` (the last one by default)."""
+    if name is not None:
+        if name.lstrip("-").isdigit():
+            return resolve_layer(layers, int(name), "conv")
+        return resolve_layer(layers, name, "conv")
+    return resolve_layer(layers, -1 if index is None else index, "conv")
+
+
+def check_class(bundle: ModelBundle, index: int | None) -> int | None:
+    """``index`` when it names one of the model's classes; a one-line error otherwise."""
+    if index is not None and not 0 <= index < bundle.num_classes:
+        raise RequestError(f"class index {index} is out of range: {bundle.name} has {bundle.num_classes} "
+                           f"classes (0..{bundle.num_classes - 1})")
+    return index
+
+
+def check_top_k(bundle: ModelBundle, k: int | None, default: int) -> int:
+    k = default if k is None else k
+    if not 1 <= k <= bundle.num_classes:
+        raise RequestError(f"--top-k must be between 1 and {bundle.num_classes}, got {k}")
+    return k
+
+
+def unit_of(layers: list[LayerInfo], spec: str, kind: str) -> tuple[LayerInfo, int]:
+    """Parse ``LAYER:INDEX`` (a channel of a conv layer or a neuron of a linear layer).
+
+    ``LAYER`` is a qualified name or an index among layers of that kind (``-1:5`` = neuron 5 of
+    the last linear layer).
+    """
+    what = "channel" if kind == "conv" else "neuron"
+    layer_key, sep, idx = spec.rpartition(":")
+    if not sep or not layer_key or not idx.lstrip("-").isdigit():
+        raise RequestError(f"expected LAYER:INDEX for the {what}, got {spec!r}")
+    layer = resolve_layer(layers, layer_key, kind)  # type: ignore[arg-type]
+    return layer, check_unit(layer, int(idx))
+
+
+def check_unit(layer: LayerInfo, index: int) -> int:
+    """``index`` when it is a channel / neuron of ``layer``; a one-line error otherwise."""
+    what = "channel" if layer.kind == "conv" else "neuron"
+    count = layer.shape[0] if layer.shape else None
+    if index < 0 or (count is not None and index >= count):
+        span = f"0..{count - 1}" if count else "0 or more"
+        raise LayerError(f"{what} {index} is out of range for {layer.name} (use {span})")
+    return index

@@ -1,0 +1,103 @@
+"""Feed items to the engine in batches, with a progress bar and a list of what was skipped.
+
+The commands give a ``process(items, frames)`` callback; this module owns everything around it:
+decoding, batching, the images/s bar, and turning unreadable files into a warning list (or, with
+``--strict``, into an error), so every command treats bad inputs the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from convscope.errors import InputError
+from convscope.stills.inputs import InputSet, Item, Unreadable, load_item
+
+Process = Callable[[list[Item], list[np.ndarray]], None]
+
+
+@dataclass
+class Summary:
+    """What a run did: items written and items skipped with their reasons."""
+
+    done: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def report(self, stream=None) -> None:
+        """Print the skipped files (one line each) as a warning block on stderr."""
+        stream = stream or sys.stderr
+        if not self.skipped:
+            return
+        print(f"warning: skipped {len(self.skipped)} unreadable file(s):", file=stream)
+        for rel, reason in self.skipped:
+            print(f"  {rel}: {reason}", file=stream)
+
+
+def _batches(
+    inputs: InputSet, batch_size: int, summary: Summary, strict: bool, bar: tqdm
+) -> Iterator[tuple[list[Item], list[np.ndarray]]]:
+    items: list[Item] = []
+    frames: list[np.ndarray] = []
+    for item in inputs.items:
+        try:
+            frame = load_item(item)
+        except Unreadable as exc:
+            if inputs.kind == "image":
+                raise InputError(f"cannot read {item.path}: {exc}") from None
+            if strict:
+                raise InputError(f"cannot read {item.rel}: {exc} (--strict)") from None
+            summary.skipped.append((item.rel, str(exc)))
+            bar.update(1)
+            bar.set_postfix(skipped=len(summary.skipped), refresh=False)
+            continue
+        items.append(item)
+        frames.append(frame)
+        if len(items) == batch_size:
+            yield items, frames
+            items, frames = [], []
+    if items:
+        yield items, frames
+
+
+def run_items(
+    inputs: InputSet,
+    process: Process,
+    *,
+    batch_size: int = 8,
+    strict: bool = False,
+    progress: bool = True,
+) -> Summary:
+    """Decode ``inputs`` batch by batch and hand each batch to ``process``.
+
+    Args:
+        inputs: from :func:`convscope.stills.inputs.expand_input`.
+        process: called with the items of a batch and their RGB frames.
+        batch_size: images per engine batch.
+        strict: an unreadable file is an error instead of a warning.
+        progress: show a progress bar (images/s) on stderr for folders and videos.
+
+    Returns:
+        The summary; unreadable files of a folder or video are listed in ``skipped``.
+
+    Raises:
+        InputError: the single input image is unreadable, or any file is with ``strict``, or
+            nothing at all could be read.
+    """
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be 1 or more, got {batch_size}")
+    summary = Summary()
+    show = progress and inputs.kind != "image"
+    with tqdm(total=inputs.count, unit="img", desc="convscope", disable=not show, file=sys.stderr,
+              dynamic_ncols=True, leave=True) as bar:
+        for items, frames in _batches(inputs, batch_size, summary, strict, bar):
+            process(items, frames)
+            summary.done += len(items)
+            bar.update(len(items))
+    if summary.done == 0 and summary.skipped:
+        raise InputError(f"none of the {len(summary.skipped)} input file(s) could be read "
+                         f"(first: {summary.skipped[0][0]}: {summary.skipped[0][1]})")
+    return summary

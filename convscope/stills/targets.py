@@ -1,0 +1,94 @@
+"""Run a batch through the engine once per target: the top-K classes, or one fixed class.
+
+The first target (each image's own top-1, or the fixed class) runs as one batched engine pass;
+the top-2..K passes need each image's own ranked classes, so they run per image. Algorithms whose
+target is fixed by a layer unit (a guided-backprop channel or neuron) run only in the first pass:
+their output does not change with the class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from convscope.engine import Engine, Result, Target, ViewRequest
+from convscope.engine.result import MapOutput
+
+
+def target_role(name: str) -> str:
+    """``cam`` when an algorithm takes ``cam_target``, ``gb`` for ``gb_target`` (from the registry)."""
+    from convscope import algorithms
+
+    return str(getattr(algorithms.get(name), "target_role", "cam"))
+
+
+def run_targets(
+    engine: Engine,
+    frames: list[np.ndarray],
+    request: ViewRequest,
+    top_k: int,
+    class_index: int | None = None,
+    unit: Target | None = None,
+) -> list[list[Result]]:
+    """Results per image and per target rank.
+
+    Args:
+        engine: the engine.
+        frames: RGB uint8 frames of one batch.
+        request: everything but the targets.
+        top_k: how many top classes to explain (ignored with ``class_index``).
+        class_index: explain this class only.
+        unit: the target of the input-gradient algorithms (``gb`` role) when it is a channel or
+            neuron rather than the class.
+
+    Returns:
+        ``out[i][k]``: image i's result for its k-th target; ``out[i][0]`` carries every
+        algorithm, later ranks only the class-driven ones.
+    """
+    first = Target("class", class_index)
+    req = replace(request, cam_target=first, gb_target=unit or first)
+    results = [[r] for r in engine.run_batch(frames, req)]
+    if class_index is not None or top_k <= 1:
+        return results
+    names = tuple(n for n in request.algorithms if unit is None or target_role(n) != "gb")
+    if not names:
+        return results
+    for i, frame in enumerate(frames):
+        ranked = results[i][0].predictions
+        for k in range(1, min(top_k, len(ranked))):
+            t = Target("class", ranked[k].index)
+            results[i].append(engine.run(frame, replace(request, algorithms=names, cam_target=t, gb_target=t)))
+    return results
+
+
+def class_of(output: MapOutput, result: Result) -> int | None:
+    """The class an output explains (the top-1 when the request left it open)."""
+    if output.target.kind != "class":
+        return None
+    if output.target.index is not None:
+        return output.target.index
+    return result.predictions[0].index if result.predictions else None
+
+
+def resolved_target(output: MapOutput, result: Result) -> Target:
+    """``output.target`` with an open class filled in."""
+    if output.target.kind == "class":
+        return Target("class", class_of(output, result))
+    return output.target
+
+
+def target_slug(target: Target) -> str:
+    """A file-name part for a target: ``class285``, ``features.6_ch12``, ``classifier_n3``."""
+    if target.kind == "class":
+        return f"class{target.index}"
+    tag = "ch" if target.kind == "channel" else "n"
+    return f"{target.layer}_{tag}{target.index}"
+
+
+def describe_target(target: Target, labels: tuple[str, ...]) -> str:
+    """A caption for a target: ``class 285 Egyptian cat`` or ``features.6 channel 12``."""
+    if target.kind == "class":
+        label = labels[target.index] if target.index is not None and 0 <= target.index < len(labels) else ""
+        return f"class {target.index} {label}".strip()
+    return f"{target.layer} {target.kind} {target.index}"
