@@ -17,7 +17,7 @@ from convscope.cli.common import ArgumentParser
 from convscope.errors import ConvscopeError
 
 # Order = order in `convscope --help`.
-SUBCOMMANDS = ("layers", "models")
+SUBCOMMANDS = ("layers", "models", "probe")
 
 
 def build_parser() -> ArgumentParser:

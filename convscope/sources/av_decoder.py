@@ -1,0 +1,150 @@
+"""Video files and network streams through PyAV (FFmpeg), with open and read timeouts.
+
+PyAV's ``timeout=(open, read)`` installs an FFmpeg interrupt callback, so a server that accepts
+the connection and then says nothing cannot block us for longer than the read timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from urllib.parse import urlsplit
+
+import av
+import av.error
+
+from convscope.errors import SourceError
+from convscope.sources.decoder import RawFrame, as_rgb
+from convscope.sources.masking import one_line
+
+log = logging.getLogger("convscope.sources")
+
+# Options that make live network input start fast and stay low-latency.
+_LIVE_OPTIONS = {"fflags": "nobuffer"}
+_SCHEME_OPTIONS = {
+    # TCP interleaving: no lost packets, passes NAT and firewalls; most cameras support it.
+    "rtsp": {"rtsp_transport": "tcp"},
+    "rtsps": {"rtsp_transport": "tcp"},
+}
+
+
+class AvDecoder:
+    """An opened file or URL.
+
+    Args:
+        target: path or URL as FFmpeg takes it.
+        display: the same, secrets masked, for messages.
+        scheme: URL scheme, or ``None`` for local files.
+        always_live: the scheme never ends by itself (RTSP, RTMP, UDP ...).
+        open_timeout: seconds to wait for the input to open.
+        read_timeout: seconds to wait for data once open.
+
+    Raises:
+        SourceError: the input cannot be opened or holds no video.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        display: str,
+        *,
+        scheme: str | None = None,
+        always_live: bool = False,
+        open_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        self._display = display
+        self._is_url = scheme is not None
+        self._read_timeout = read_timeout
+        self._open_timeout = open_timeout
+        options: dict[str, str] = {}
+        if scheme is not None:
+            _check_host(target, display)
+            options.update(_SCHEME_OPTIONS.get(scheme, {}))
+            if always_live:
+                options.update(_LIVE_OPTIONS)
+        self._container = None
+        started = time.monotonic()
+        try:
+            self._container = av.open(target, options=options, timeout=(open_timeout, read_timeout))
+        except av.error.FFmpegError as exc:
+            timed_out = time.monotonic() - started >= 0.95 * open_timeout
+            raise SourceError(self._describe(exc, opening=True, timed_out=timed_out)) from None
+        except OSError as exc:  # raised by PyAV for some protocol errors
+            raise SourceError(f"cannot open {display}: {one_line(exc.strerror or str(exc))}") from None
+        videos = self._container.streams.video
+        if not videos:
+            self.close()
+            raise SourceError(f"no video stream in {display}")
+        self._stream = videos[0]
+        self._stream.thread_type = "AUTO" if scheme is None else "SLICE"
+        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        self.fps = _as_fps(rate)
+        self.live = always_live or (scheme is not None and self._container.duration is None)
+
+    def frames(self) -> Iterator[RawFrame]:
+        """Decode every frame; broken packets are skipped, lost input raises ``SourceError``."""
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    log.debug("skipping a broken packet in %s: %s", self._display, one_line(str(exc)))
+                    continue
+                for frame in decoded:
+                    yield RawFrame(as_rgb(frame.to_ndarray(format="rgb24")), frame.time)
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            raise SourceError(self._describe(exc, opening=False)) from None
+        except OSError as exc:
+            raise SourceError(f"reading {self._display} failed: {one_line(exc.strerror or str(exc))}") from None
+
+    def close(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            self._container = None
+            try:
+                container.close()
+            except Exception:  # closing a broken input must not hide the first error
+                pass
+
+    def _describe(self, exc: av.error.FFmpegError, opening: bool, timed_out: bool = False) -> str:
+        """One line for an FFmpeg error, without the URL FFmpeg appends (it may hold a password)."""
+        what = f"cannot open {self._display}" if opening else f"reading {self._display} failed"
+        reason = one_line(getattr(exc, "strerror", None) or type(exc).__name__)
+        if isinstance(exc, av.error.ExitError) or timed_out:
+            seconds = self._open_timeout if opening else self._read_timeout
+            return f"{what}: no answer within {seconds:g} s (timed out)"
+        if isinstance(exc, av.error.InvalidDataError) and opening:
+            if self._is_url:
+                return f"{what}: the server did not send video FFmpeg can read"
+            return f"not a video FFmpeg can read: {self._display}"
+        if isinstance(exc, av.error.ProtocolNotFoundError):
+            return f"{what}: this FFmpeg build (inside PyAV) does not support that protocol"
+        return f"{what}: {reason}"
+
+
+def _check_host(url: str, display: str) -> None:
+    """Fail with a clear line when the host does not resolve (FFmpeg only says 'I/O error')."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        raise SourceError(f"malformed URL: {display}") from None
+    if not host:
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise SourceError(f"cannot open {display}: host {host!r} does not resolve") from None
+
+
+def _as_fps(rate: Fraction | None) -> float:
+    try:
+        fps = float(rate) if rate else 0.0
+    except (TypeError, ZeroDivisionError):
+        return 0.0
+    return fps if 0.0 < fps < 1000.0 else 0.0

@@ -1,0 +1,295 @@
+"""A running source: one reader thread, pacing, looping, reconnects, and the consumer side.
+
+The reader thread opens the input, decodes, and hands frames to a :class:`FrameBuffer`. Live
+inputs and real-time playback keep only the newest frame (a slow consumer sees drops, never
+latency); ``realtime=False`` queues every frame. When a live input fails or ends, the thread
+reopens it with exponential backoff and reports ``reconnecting`` in :attr:`Source.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from convscope.errors import SourceError
+from convscope.sources.buffer import FrameBuffer
+from convscope.sources.decoder import Decoder
+from convscope.sources.masking import one_line
+from convscope.sources.types import Frame, SourceInfo, SourceKind, SourceState
+
+log = logging.getLogger("convscope.sources")
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+_JUMP = 1.0  # a real-time clock further off than this is reset, not chased
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1-based): 0.5, 1, 2, 4, 8, 10, 10 ..."""
+    return min(BACKOFF_MAX, BACKOFF_START * 2.0 ** max(0, attempt - 1))
+
+
+class Source:
+    """Frames from one input; iterate it, or poll :meth:`latest` from a UI loop.
+
+    Build it with :func:`convscope.sources.open_source`, which waits until the first frame has
+    arrived (or the input failed) so that :attr:`info` is known.
+
+    Args:
+        kind: the source family, for :attr:`info`.
+        display: the spec with secrets masked.
+        opener: opens the input afresh (also on every reconnect); raises ``SourceError``.
+        realtime: pace non-live input at its own rate and keep only the newest frame.
+        loop: start again at the end (files, images, demo) or reconnect after the end (live).
+        max_reconnects: give up after this many failed reconnects in a row (``None``: never).
+        skipped: the list the reader appends ``(path, reason)`` of unreadable images to.
+    """
+
+    def __init__(
+        self,
+        kind: SourceKind,
+        display: str,
+        opener: Callable[[], Decoder],
+        *,
+        realtime: bool,
+        loop: bool | None,
+        max_reconnects: int | None,
+        skipped: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self._kind = kind
+        self._display = display
+        self._opener = opener
+        self._realtime = realtime
+        self._loop = loop
+        self._max_reconnects = max_reconnects
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._state = SourceState()
+        self._info: SourceInfo | None = None
+        self._open_error: SourceError | None = None
+        self._buffer: FrameBuffer | None = None
+        self.reconnects = 0
+        self.skipped: list[tuple[str, str]] = skipped if skipped is not None else []
+        self._thread = threading.Thread(target=self._run, name=f"convscope-source-{kind}", daemon=True)
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def info(self) -> SourceInfo:
+        """Kind, size, nominal fps, live or not, and the masked spec."""
+        if self._info is None:
+            raise SourceError(f"source {self._display} is not open")
+        return self._info
+
+    @property
+    def state(self) -> SourceState:
+        """``playing``, ``reconnecting`` (with attempt and last error) or ``ended``."""
+        with self._lock:
+            return self._state
+
+    @property
+    def dropped(self) -> int:
+        """Frames decoded but never handed out because a newer one replaced them."""
+        return self._buffer.dropped if self._buffer is not None else 0
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame in order; ``None`` after ``timeout`` seconds or once the source ended."""
+        if self._buffer is None or self._stop.is_set():
+            return None
+        return self._buffer.next(timeout)
+
+    def latest(self, timeout: float = 0.0) -> Frame | None:
+        """The newest frame not handed out yet, waiting at most ``timeout`` seconds for one.
+
+        Older waiting frames are skipped (counted in :attr:`dropped`). Returns ``None`` when no
+        new frame came in time or the source ended; never blocks longer than ``timeout``.
+        """
+        if self._buffer is None or self._stop.is_set():
+            return None
+        return self._buffer.newest(timeout)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            frame = self.read(0.25)
+            if frame is not None:
+                yield frame
+            elif self._buffer is None or self._buffer.finished:
+                return
+
+    def close(self) -> None:
+        """Stop the reader thread and release the input; idempotent and quick.
+
+        A reader blocked inside FFmpeg notices within its read timeout; it is a daemon thread
+        and holds nothing the caller needs, so we wait only briefly for it.
+        """
+        self._stop.set()
+        if self._buffer is not None:
+            self._buffer.discard()
+            self._buffer.finish()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=0.5)
+        with self._lock:
+            if self._state.status != "ended":
+                self._state = SourceState("ended", 0, self._state.last_error)
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Source {self._kind} {self._display} {self.state.status}>"
+
+    # ----------------------------------------------------------------- opening
+
+    def start(self, wait: float) -> Source:
+        """Start the reader and wait up to ``wait`` seconds for the first frame.
+
+        Raises:
+            SourceError: the input failed to open, gave no frame, or did not answer in time.
+        """
+        self._thread.start()
+        if not self._ready.wait(wait):
+            self.close()
+            raise SourceError(f"cannot open {self._display}: no frame within {wait:g} s (timed out)")
+        if self._open_error is not None:
+            self.close()
+            raise self._open_error
+        return self
+
+    # ----------------------------------------------------------------- reader thread
+
+    def _run(self) -> None:
+        try:
+            self._read_all()
+        except SourceError as exc:
+            self._end(str(exc), quiet=self._open_error is not None)  # open errors are raised instead
+        except Exception as exc:  # a bug, but never a silent dead thread
+            log.exception("source %s failed", self._display)
+            self._end(f"internal error: {one_line(str(exc)) or type(exc).__name__}")
+        finally:
+            if self._buffer is not None:
+                self._buffer.finish()
+            self._ready.set()
+
+    def _read_all(self) -> None:
+        first_open = True
+        offset = 0.0  # media time added on each loop so timestamps keep increasing
+        index = 0
+        attempt = 0
+        while not self._stop.is_set():
+            error: str | None = None
+            got_frame = False
+            last_ts = 0.0
+            in_pass = 0
+            try:
+                decoder = self._opener()
+            except SourceError as exc:
+                if first_open:
+                    raise self._fail_open(exc) from None
+                error = str(exc)
+            else:
+                try:
+                    if first_open:
+                        self._configure(decoder)
+                    clock: float | None = None
+                    period = 1.0 / decoder.fps if decoder.fps > 0 else 1.0 / 30.0
+                    for raw in decoder.frames():
+                        if self._stop.is_set():
+                            return
+                        if not got_frame:
+                            got_frame = True
+                            if first_open:
+                                self._set_info(raw.image, decoder)
+                            if attempt:
+                                self.reconnects += 1
+                                log.info("source %s is back after %d attempt(s)", self._display, attempt)
+                            attempt = 0
+                            self._set_state(SourceState("playing"))
+                        if self._live:
+                            ts = time.monotonic() - self._t0
+                        else:
+                            media = raw.timestamp if raw.timestamp is not None else in_pass * period
+                            ts = offset + media
+                            last_ts = ts
+                            if self._realtime:
+                                clock = self._pace(clock, ts)
+                        self._buffer.put(Frame(raw.image, index, ts, raw.path), self._stop)
+                        index += 1
+                        in_pass += 1
+                        if not self._ready.is_set():
+                            self._ready.set()
+                except SourceError as exc:
+                    error = str(exc)
+                finally:
+                    decoder.close()
+            if self._stop.is_set():
+                return
+            if first_open and not got_frame:
+                raise self._fail_open(SourceError(error or f"no frames in {self._display}"))
+            first_open = False
+            if not self._live:
+                if error is not None:
+                    raise SourceError(error)
+                if not self._loop or not got_frame:
+                    self._end(None)
+                    return
+                offset = last_ts + period
+                continue
+            if error is None and not self._loop:
+                self._end(None)
+                return
+            attempt += 1
+            reason = error or "the stream ended"
+            if self._max_reconnects is not None and attempt > self._max_reconnects:
+                self._end(f"{reason}; gave up after {self._max_reconnects} reconnect(s)")
+                return
+            delay = backoff_delay(attempt)
+            log.warning("source %s: %s; reconnecting in %.1f s (attempt %d)", self._display, reason, delay, attempt)
+            self._set_state(SourceState("reconnecting", attempt, reason))
+            if self._stop.wait(delay):
+                return
+
+    def _configure(self, decoder: Decoder) -> None:
+        """Choose the buffer policy once the first open tells whether the input is live."""
+        self._live = bool(decoder.live)
+        if self._loop is None:
+            self._loop = self._live or self._kind == "demo"
+        self._buffer = FrameBuffer(latest_only=self._live or self._realtime)
+        self._t0 = time.monotonic()
+
+    def _set_info(self, image: np.ndarray, decoder: Decoder) -> None:
+        h, w = image.shape[:2]
+        self._info = SourceInfo(self._kind, int(w), int(h), float(decoder.fps), self._live, self._display)
+
+    def _pace(self, clock: float | None, ts: float) -> float:
+        """Sleep until media time ``ts`` is due on the wall clock; return the (maybe reset) clock."""
+        now = time.monotonic()
+        if clock is None:
+            return now - ts
+        delay = clock + ts - now
+        if delay > _JUMP or delay < -_JUMP:  # a timestamp jump, or far behind: restart the clock
+            return now - ts
+        if delay > 0:
+            self._stop.wait(delay)
+        return clock
+
+    def _fail_open(self, exc: SourceError) -> SourceError:
+        self._open_error = exc
+        return exc
+
+    def _set_state(self, state: SourceState) -> None:
+        with self._lock:
+            self._state = state
+
+    def _end(self, error: str | None, quiet: bool = False) -> None:
+        with self._lock:
+            self._state = SourceState("ended", 0, error if error is not None else self._state.last_error)
+        if error and not quiet:
+            log.warning("source %s ended: %s", self._display, error)
