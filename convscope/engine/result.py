@@ -24,6 +24,7 @@ class Mosaic:
         image: HxWx3 uint8, ``rows * tile_h`` by ``cols * tile_w`` (tiles may carry a 1 px gap
             included in tile_h / tile_w).
         ranges: Cx2 float32, the (min, max) of each channel's raw activation (for hover text).
+        raw: C x h x w float32 activations before normalisation, only with ``keep_raw``.
     """
 
     layer: str
@@ -34,6 +35,7 @@ class Mosaic:
     tile_w: int
     channels: int
     ranges: np.ndarray
+    raw: np.ndarray | None = None
 
 
 @dataclass
@@ -49,6 +51,7 @@ class FCMap:
     selected: int | None = None
     selected_value: float | None = None
     value_range: tuple[float, float] = (0.0, 0.0)
+    raw: np.ndarray | None = None  # the N activations as float32, only with keep_raw
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""What an algorithm is: a declaration of needs plus a function of what the engine captured.
+
+An algorithm never calls the model. It states which activations and which gradients it needs
+(of which target, with respect to which layer or the input, under which backward rule); the
+engine merges the needs of every enabled algorithm into one forward pass and the fewest
+backward passes, then hands each algorithm a :class:`Captured` view to compute its raw map.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol
+
+import torch
+
+from convscope.engine.request import Target
+from convscope.engine.rules import Rule
+
+#: ``Grad.wrt`` value meaning "the network's (normalised) input tensor".
+INPUT = "<input>"
+
+TargetRole = Literal["cam", "selection"]
+Display = Literal["heatmap", "gradient", "magnitude"]
+
+
+@dataclass(frozen=True)
+class Grad:
+    """The gradient of ``target``'s score with respect to ``wrt`` (a layer name or :data:`INPUT`)."""
+
+    wrt: str
+    target: Target
+    rule: Rule = "standard"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Everything one algorithm needs from the pass: activations of layers and gradients."""
+
+    activations: tuple[str, ...] = ()
+    grads: tuple[Grad, ...] = ()
+
+
+class Captured(Protocol):
+    """What the engine hands to :meth:`Algorithm.compute` (tensors on the device, batch first)."""
+
+    input: torch.Tensor  # B x 3 x H x W, normalised as the network saw it
+
+    def activation(self, layer: str) -> torch.Tensor:
+        """The output of ``layer`` for the frames of this call (B x ...)."""
+        ...
+
+    def grad(self, need: Grad) -> torch.Tensor:
+        """The gradient declared by ``need`` (same shape as what it is taken with respect to)."""
+        ...
+
+
+class Algorithm(ABC):
+    """Base class of a registered algorithm.
+
+    Class attributes:
+        name: registry key, used by ``--algorithms`` and the UI (``snake_case``).
+        title: display name.
+        summary: one line for ``--help`` and the UI.
+        target_role: ``cam`` takes ``ViewRequest.cam_target`` (class-like maps over a layer),
+            ``selection`` takes ``ViewRequest.gb_target`` (input-gradient maps).
+        display: how :mod:`convscope.engine.render` shows the raw map: ``heatmap`` (a B x h x w map,
+            upsampled, colour-mapped and overlaid on the input), ``gradient`` (B x 3 x H x W, shown
+            as an RGB gradient image) or ``magnitude`` (B x 3 x H x W, shown as max |value| per pixel).
+        uses_layer: whether the map is computed over ``ViewRequest.cam_layer``.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    summary: ClassVar[str]
+    target_role: ClassVar[TargetRole]
+    display: ClassVar[Display]
+    uses_layer: ClassVar[bool] = False
+
+    @abstractmethod
+    def needs(self, target: Target, layer: str | None) -> Needs:
+        """What to capture for ``target`` (resolved) over ``layer`` (the CAM layer or None)."""
+
+    @abstractmethod
+    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
+        """The raw map, batch first, before any normalisation."""
+
+    def __repr__(self) -> str:
+        return f"<algorithm {self.name}>"

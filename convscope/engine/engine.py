@@ -1,0 +1,485 @@
+"""``Engine.run(frame, request) -> Result``: every view of a frame from one forward pass.
+
+Per frame: upload and preprocess on the device, one forward (ReLU rule hooks and layer capture
+armed only when a gradient view is on; otherwise under ``torch.inference_mode`` with no graph at
+all), the backward passes the plan merged, the algorithms' raw maps, on-device rendering, then
+one packed device-to-host copy. Parameters never receive gradients: only
+``torch.autograd.grad(..., inputs=[captured tensors / the input])`` is used.
+
+Two backward strategies share one plan:
+
+* ``sequential`` (default on CPU): one graph, one ``autograd.grad`` call per pass, the ReLU rule
+  switched between calls. Costs one forward; the standard pass to the last conv layer only walks
+  the tail.
+* ``batched`` (default on CUDA): the input is repeated once per pass, rows carry their own
+  targets and rules (a per-row mask in the ReLU hooks), one ``autograd.grad`` call. On a GPU a
+  batch of 2-3 rows costs about as much as one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from convscope.algorithms import INPUT, Grad, get
+from convscope.engine import render
+from convscope.engine.capture import LayerCapture
+from convscope.engine.pack import Packer
+from convscope.engine.plan import Plan, make_plan
+from convscope.engine.request import Target, ViewRequest
+from convscope.engine.resolve import resolve_request
+from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
+from convscope.engine.rules import BackwardRules
+from convscope.errors import ModelError, RequestError
+from convscope.models.bundle import ModelBundle
+from convscope.models.layers import LayerInfo, discover_layers
+from convscope.models.preprocess import frame_to_tensor, normalize, resize_crop
+
+Strategy = Literal["auto", "sequential", "batched"]
+STAGES = ("preprocess", "forward", "backward", "algorithms", "render", "copy")
+
+
+@dataclass
+class _Captured:
+    """What algorithms see: the first ``rows`` rows of every captured tensor and the gradients."""
+
+    input: torch.Tensor
+    acts: dict[str, torch.Tensor]
+    grads: dict[Grad, torch.Tensor]
+    rows: int
+
+    def activation(self, layer: str) -> torch.Tensor:
+        return self.acts[layer][: self.rows]
+
+    def grad(self, need: Grad) -> torch.Tensor:
+        return self.grads[need]
+
+
+def _logits(out: object) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        logits = out
+    elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        logits = out[0]
+    elif isinstance(getattr(out, "logits", None), torch.Tensor):
+        logits = out.logits  # type: ignore[attr-defined]
+    else:
+        raise ModelError(f"the model returned a {type(out).__name__}, not a tensor of class scores")
+    if logits.ndim != 2:
+        raise ModelError(f"the model's output has shape {tuple(logits.shape)}, expected (batch, classes)")
+    return logits
+
+
+class Engine:
+    """Computes a :class:`Result` per frame for a loaded model; see the module docstring.
+
+    Use as a context manager (or call :meth:`close`): hooks are removed and the module's
+    train/eval state, ``requires_grad`` flags and device are restored, also on exceptions.
+
+    Args:
+        bundle: the loaded model.
+        device: where to run (defaults to ``bundle.device``; the module is moved back on close).
+        strategy: ``auto`` (batched on CUDA, sequential elsewhere), ``sequential`` or ``batched``.
+        sync_timings: on CUDA, synchronise at stage boundaries so ``Result.timings`` are exact
+            (costs a little throughput; the benchmark turns it on).
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        device: torch.device | str | None = None,
+        strategy: Strategy = "auto",
+        sync_timings: bool = False,
+    ) -> None:
+        if strategy not in ("auto", "sequential", "batched"):
+            raise RequestError(f"unknown strategy {strategy!r}: use auto, sequential or batched")
+        self.bundle = bundle
+        self.module = bundle.module
+        self.device = torch.device(device) if device is not None else torch.device(bundle.device)
+        self.strategy: Strategy = strategy
+        self.sync_timings = sync_timings
+        self._was_training = self.module.training
+        self._requires_grad = [(p, p.requires_grad) for p in self.module.parameters()]
+        self._home = bundle.device
+        self._closed = False
+        self._capture: LayerCapture | None = None
+        try:
+            if self.device != torch.device(bundle.device):
+                self.module.to(self.device)
+            self.module.eval()
+            for p, _ in self._requires_grad:
+                p.requires_grad_(False)
+            if self.device != torch.device(bundle.device):
+                import dataclasses
+
+                bundle = dataclasses.replace(bundle, device=self.device)
+            self.layers: list[LayerInfo] = discover_layers(bundle)
+            self._capture = LayerCapture(self.module)
+        except BaseException:
+            self.close()
+            raise
+        self.conv_layers = [layer for layer in self.layers if layer.kind == "conv"]
+        self.linear_layers = [layer for layer in self.layers if layer.kind == "linear"]
+        self.labels = bundle.labels
+        self.num_classes = len(bundle.labels) or (
+            self.linear_layers[-1].shape[-1] if self.linear_layers else 0
+        )
+        self._rules = BackwardRules()
+        self._resolved: dict[ViewRequest, ViewRequest] = {}
+        self._plans: dict[ViewRequest, Plan] = {}
+        self._masks: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every hook and restore the module's state (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._capture is not None:
+            self._capture.close()
+        for p, flag in self._requires_grad:
+            p.requires_grad_(flag)
+        self.module.train(self._was_training)
+        if self.device != torch.device(self._home):
+            self.module.to(self._home)
+
+    @property
+    def backward_strategy(self) -> str:
+        """The strategy ``auto`` resolves to on this device."""
+        if self.strategy != "auto":
+            return self.strategy
+        return "batched" if self.device.type == "cuda" else "sequential"
+
+    # ------------------------------------------------------------------ requests
+    def resolve(self, request: ViewRequest) -> ViewRequest:
+        """``request`` validated for this model, with ``None`` layers and targets filled in.
+
+        Raises:
+            RequestError, LayerError: one-line messages for invalid selections.
+        """
+        cached = self._resolved.get(request)
+        if cached is None:
+            cached = resolve_request(request, self.layers, self.num_classes, self.bundle.scripted)
+            if len(self._resolved) > 256:
+                self._resolved.clear()
+            self._resolved[request] = cached
+        return cached
+
+    def plan(self, request: ViewRequest) -> Plan:
+        """The (cached) plan of a request: what is captured and which backward passes run."""
+        req = self.resolve(request)
+        plan = self._plans.get(req)
+        if plan is None:
+            plan = make_plan(req)
+            if len(self._plans) > 256:
+                self._plans.clear()
+            self._plans[req] = plan
+        return plan
+
+    # ------------------------------------------------------------------ running
+    def run(self, frame: np.ndarray | torch.Tensor, request: ViewRequest | None = None) -> Result:
+        """Compute every view ``request`` asks for on one RGB uint8 frame (HxWx3)."""
+        return self.run_batch([frame], request)[0]
+
+    def run_batch(self, frames: list, request: ViewRequest | None = None) -> list[Result]:
+        """One batched pass over several frames; class targets without an index use each frame's top-1."""
+        if self._closed:
+            raise RuntimeError("this Engine is closed")
+        if not frames:
+            return []
+        req = self.resolve(request if request is not None else ViewRequest())
+        plan = self.plan(req)
+        clock = _Clock(self.device if self.sync_timings else None)
+        try:
+            return self._run(frames, req, plan, clock)
+        finally:
+            assert self._capture is not None
+            self._capture.end()
+            self._rules.reset()
+
+    def _run(self, frames: list, req: ViewRequest, plan: Plan, clock: _Clock) -> list[Result]:
+        prep = self.bundle.preprocessing
+        with torch.no_grad():
+            x255 = torch.cat([resize_crop(frame_to_tensor(f, self.device), prep) for f in frames])
+            x = normalize(x255, prep)
+        rows = x.shape[0]
+        clock.lap("preprocess")
+        assert self._capture is not None
+        capture = self._capture
+        capture.begin(dict(plan.capture))
+        grads: dict[Grad, torch.Tensor] = {}
+        if plan.gradient:
+            batched = self.backward_strategy == "batched" and len(plan.passes) > 1
+            copies = len(plan.passes) if batched else 1
+            with torch.enable_grad():
+                xin = x.repeat(copies, 1, 1, 1) if copies > 1 else x
+                if plan.input_grad:
+                    xin = xin.detach().requires_grad_()
+                self._rules.reset()
+                if plan.guided:
+                    with self._rules:
+                        out = self.module(xin)
+                else:
+                    out = self.module(xin)
+                logits_all = _logits(out)
+                clock.lap("forward")
+                top1 = logits_all[:rows].detach().argmax(dim=1)
+                if batched:
+                    grads = self._backward_batched(plan, logits_all, xin, top1, rows)
+                else:
+                    grads = self._backward_sequential(plan, logits_all, xin, top1, rows)
+            logits = logits_all[:rows].detach()
+            clock.lap("backward")
+        else:
+            with torch.inference_mode():
+                logits = _logits(self.module(x))
+            top1 = logits.argmax(dim=1)
+            clock.lap("forward")
+            clock.lap("backward")
+        with torch.no_grad():
+            acts = {name: t.detach() for name, t in capture.outputs.items()}
+            captured = _Captured(x, acts, grads, rows)
+            raws = {
+                job.name: get(job.name).compute(captured, job.target, job.layer).float() for job in plan.jobs
+            }
+            clock.lap("algorithms")
+            packer = Packer()
+            self._render(req, plan, x255, x, logits, top1, acts, raws, packer, rows)
+            clock.lap("render")
+            host = packer.copy()
+        clock.lap("copy")
+        return self._results(req, plan, host, rows, clock.timings)
+
+    def _score(self, target: Target, logits: torch.Tensor, top1: torch.Tensor, block: slice) -> torch.Tensor:
+        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor)."""
+        if target.kind == "class":
+            rows = logits[block]
+            if target.index is None:
+                return rows.gather(1, top1.unsqueeze(1)).squeeze(1)
+            return rows[:, target.index]
+        assert self._capture is not None and target.layer is not None and target.index is not None
+        a = self._capture.outputs[target.layer][block]
+        if target.kind == "channel":
+            return a[:, target.index].flatten(1).amax(dim=1)
+        return _features(a)[:, target.index]
+
+    def _wrt(self, name: str, xin: torch.Tensor) -> torch.Tensor:
+        assert self._capture is not None
+        return xin if name == INPUT else self._capture.outputs[name]
+
+    def _backward_sequential(
+        self, plan: Plan, logits: torch.Tensor, xin: torch.Tensor, top1: torch.Tensor, rows: int
+    ) -> dict[Grad, torch.Tensor]:
+        grads: dict[Grad, torch.Tensor] = {}
+        block = slice(0, rows)
+        scores = [self._score(p.target, logits, top1, block).sum() for p in plan.passes]
+        last = len(plan.passes) - 1
+        for i, (p, score) in enumerate(zip(plan.passes, scores, strict=True)):
+            inputs = [self._wrt(w, xin) for w in p.wrt]
+            self._rules.guided = p.rule == "guided"
+            got = _grad(score, inputs, retain=i < last)
+            for need, g in zip(p.grads(), got, strict=True):
+                grads[need] = g
+        return grads
+
+    def _backward_batched(
+        self, plan: Plan, logits: torch.Tensor, xin: torch.Tensor, top1: torch.Tensor, rows: int
+    ) -> dict[Grad, torch.Tensor]:
+        blocks = [slice(i * rows, (i + 1) * rows) for i in range(len(plan.passes))]
+        total = sum(
+            self._score(p.target, logits, top1, b).sum() for p, b in zip(plan.passes, blocks, strict=True)
+        )
+        wrt = list(dict.fromkeys(w for p in plan.passes for w in p.wrt))
+        key = (plan.passes, rows)
+        mask = self._masks.get(key)
+        if mask is None:
+            flags = [p.rule == "guided" for p in plan.passes for _ in range(rows)]
+            mask = torch.tensor(flags, dtype=torch.bool, device=self.device)
+            self._masks[key] = mask
+        self._rules.row_mask = mask
+        self._rules.guided = plan.guided
+        got = dict(zip(wrt, _grad(total, [self._wrt(w, xin) for w in wrt], retain=False), strict=True))
+        grads: dict[Grad, torch.Tensor] = {}
+        for p, b in zip(plan.passes, blocks, strict=True):
+            for need in p.grads():
+                grads[need] = got[need.wrt][b]
+        return grads
+
+    # ------------------------------------------------------------------ rendering
+    def _render(
+        self,
+        req: ViewRequest,
+        plan: Plan,
+        x255: torch.Tensor,
+        x: torch.Tensor,
+        logits: torch.Tensor,
+        top1: torch.Tensor,
+        acts: dict[str, torch.Tensor],
+        raws: dict[str, torch.Tensor],
+        packer: Packer,
+        rows: int,
+    ) -> None:
+        cmap = "gray" if req.grayscale else req.colormap
+        image = render.to_uint8_image(x255)
+        packer.add("input", image)
+        packer.add("top1", top1)
+        probs = torch.softmax(logits.float(), dim=1)
+        values, indices = probs.topk(req.top_k, dim=1)
+        packer.add("top_p", values)
+        packer.add("top_i", indices)
+        if req.keep_raw:
+            packer.add("input_tensor", x)
+        panels = set(req.panels)
+        if {"activations", "channel"} & panels and req.conv_layer in acts:
+            a = acts[req.conv_layer][:rows].float()
+            dims = (-2, -1) if req.normalize == "channel" else (-3, -2, -1)
+            a01 = render.normalize(a, dims)
+            if "activations" in panels:
+                grid = render.mosaic_grid(a.shape[1], a.shape[2], a.shape[3], req.mosaic_width)
+                packer.add("mosaic", render.tile(a01, grid, cmap))
+                packer.add("ranges", torch.stack([a.amin(dim=(-2, -1)), a.amax(dim=(-2, -1))], dim=-1))
+                if req.keep_raw:
+                    packer.add("mosaic_raw", a)
+            if "channel" in panels:
+                h, w = a.shape[-2:]
+                size = (max(1, round(req.zoom_size * h / w)), req.zoom_size)
+                zoom = render.resize(a01[:, req.channel], size, mode="nearest-exact")
+                packer.add("channel", render.colorize(zoom, cmap))
+        if "fc" in panels and req.fc_layer in acts:
+            v = _features(acts[req.fc_layer][:rows].float())
+            grid = render.fc_grid(v.shape[1], req.fc_cell)
+            packer.add("fc", render.cells(render.normalize(v, (1,)), grid, cmap))
+            packer.add("fc_range", torch.stack([v.amin(dim=1), v.amax(dim=1)], dim=1))
+            if req.neuron is not None:
+                packer.add("fc_value", v[:, req.neuron])
+            if req.keep_raw:
+                packer.add("fc_raw", v)
+        size = tuple(x255.shape[-2:])
+        for job in plan.jobs:
+            raw = raws[job.name]
+            display = get(job.name).display
+            if display == "heatmap":
+                up = render.resize(raw, size, mode="bilinear")
+                heat = render.colorize(render.normalize(up, (-2, -1)), cmap)
+                packer.add(f"map:{job.name}", heat)
+                packer.add(f"overlay:{job.name}", render.overlay(heat, image))
+            elif display == "magnitude":
+                packer.add(
+                    f"map:{job.name}",
+                    render.colorize(render.normalize(render.magnitude(raw), (-2, -1)), cmap),
+                )
+            else:
+                packer.add(f"map:{job.name}", render.gradient_image(raw))
+            if req.keep_raw:
+                packer.add(f"raw:{job.name}", raw)
+
+    def _results(
+        self, req: ViewRequest, plan: Plan, host: dict[str, np.ndarray], rows: int, timings: dict[str, float]
+    ) -> list[Result]:
+        results = []
+        labels = self.labels
+        for b in range(rows):
+            preds = [
+                Prediction(int(i), labels[int(i)] if int(i) < len(labels) else f"class {int(i)}", float(p))
+                for i, p in zip(host["top_i"][b], host["top_p"][b], strict=True)
+            ]
+            result = Result(input=host["input"][b], predictions=preds, timings=dict(timings))
+            if "mosaic" in host:
+                a = self._layer_shape(req.conv_layer)
+                grid = render.mosaic_grid(a[0], a[1], a[2], req.mosaic_width)
+                result.activations = Mosaic(
+                    req.conv_layer or "",
+                    host["mosaic"][b],
+                    grid.rows,
+                    grid.cols,
+                    grid.tile_h,
+                    grid.tile_w,
+                    a[0],
+                    host["ranges"][b],
+                    host["mosaic_raw"][b] if "mosaic_raw" in host else None,
+                )
+            if "channel" in host:
+                result.channel = host["channel"][b]
+                result.channel_index = req.channel
+            if "fc" in host:
+                n = self._layer_shape(req.fc_layer)[-1]
+                grid = render.fc_grid(n, req.fc_cell)
+                result.fc = FCMap(
+                    req.fc_layer or "",
+                    host["fc"][b],
+                    grid.rows,
+                    grid.cols,
+                    grid.tile_w,
+                    n,
+                    req.neuron,
+                    float(host["fc_value"][b]) if "fc_value" in host else None,
+                    (float(host["fc_range"][b, 0]), float(host["fc_range"][b, 1])),
+                    host["fc_raw"][b] if "fc_raw" in host else None,
+                )
+            top1 = int(host["top1"][b])
+            for job in plan.jobs:
+                target = job.target
+                if target.kind == "class" and target.index is None:
+                    target = Target("class", top1, None)
+                algo = get(job.name)
+                guided = any(g.rule == "guided" for g in algo.needs(job.target, job.layer).grads)
+                result.maps[job.name] = MapOutput(
+                    algorithm=job.name,
+                    target=target,
+                    layer=job.layer,
+                    image=host[f"map:{job.name}"][b],
+                    overlay=host[f"overlay:{job.name}"][b] if f"overlay:{job.name}" in host else None,
+                    raw=host[f"raw:{job.name}"][b] if f"raw:{job.name}" in host else None,
+                    rule=self._rules_description(guided),
+                )
+            if "input_tensor" in host:
+                result.input_tensor = host["input_tensor"][b : b + 1]
+            results.append(result)
+        return results
+
+    def _rules_description(self, guided: bool) -> str:
+        return self._rules.describe("guided" if guided else "standard")
+
+    def _layer_shape(self, name: str | None) -> tuple[int, ...]:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer.shape
+        raise RequestError(f"unknown layer {name!r}")
+
+
+def _features(a: torch.Tensor) -> torch.Tensor:
+    """A linear layer's output as B x N (extra token/spatial dims averaged)."""
+    return a if a.ndim == 2 else a.flatten(1, -2).mean(dim=1)
+
+
+def _grad(score: torch.Tensor, inputs: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
+    """Gradients of ``score`` w.r.t. ``inputs`` only (never parameters); zeros where unused."""
+    if not score.requires_grad:
+        return [torch.zeros_like(t) for t in inputs]
+    got = torch.autograd.grad(score, inputs, retain_graph=retain, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, got, strict=True)]
+
+
+class _Clock:
+    """Seconds per stage; on CUDA optionally synchronised so each stage is charged its own work."""
+
+    def __init__(self, sync_device: torch.device | None) -> None:
+        self._sync = sync_device is not None and sync_device.type == "cuda"
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self._sync:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now

@@ -1,0 +1,150 @@
+"""On-device presentation: normalise, colour, resize, tile and blend, all in torch.
+
+Algorithms return raw float maps; everything that turns them into pictures lives here so the
+CLI, the server and the engine share one implementation. Tiling is a single gather through a
+cached index map (nearest-neighbour enlargement and grid layout in one step), so a mosaic of
+2048 channels costs one indexing op, not a Python loop over channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from convscope.engine.colormaps import lut
+
+#: Grey level of gaps between tiles and of unused grid cells.
+BACKGROUND = 0.0
+_EPS = 1e-12
+
+
+def normalize(x: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None); a flat map becomes 0."""
+    if dims is None:
+        lo, hi = x.amin(), x.amax()
+    else:
+        lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
+    span = hi - lo
+    return (x - lo) / torch.where(span > _EPS, span, torch.ones_like(span)) * (span > _EPS)
+
+
+def colorize(x01: torch.Tensor, colormap: str) -> torch.Tensor:
+    """Map values in [0, 1] to RGB uint8 through a colormap LUT: shape ``(..., 3)``."""
+    table = lut(colormap, x01.device)
+    idx = (x01.clamp(0.0, 1.0) * 255.0).round_().long()
+    return table[idx]
+
+
+def to_uint8_image(x255: torch.Tensor) -> torch.Tensor:
+    """A ``(..., 3, H, W)`` float image on the 0..255 scale as ``(..., H, W, 3)`` uint8."""
+    return x255.round().clamp_(0, 255).to(torch.uint8).movedim(-3, -1).contiguous()
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize the last two dims of ``x`` (any leading dims) to ``size``."""
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, *x.shape[-2:])
+    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    out = F.interpolate(flat, size=size, mode=mode, **kwargs)
+    return out.reshape(*lead, *size)
+
+
+def overlay(heat: torch.Tensor, image: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """Blend an RGB uint8 heatmap over an RGB uint8 image of the same shape."""
+    out = heat.float() * alpha + image.float() * (1.0 - alpha)
+    return out.round_().to(torch.uint8)
+
+
+def gradient_image(g: torch.Tensor) -> torch.Tensor:
+    """Visualise ``(..., 3, H, W)`` input gradients as RGB uint8 ``(..., H, W, 3)``.
+
+    Centred on the mean, scaled by 0.1 per standard deviation around mid-grey (the usual guided
+    backprop rendering), per image.
+    """
+    dims = (-3, -2, -1)
+    z = (g - g.mean(dim=dims, keepdim=True)) / (g.std(dim=dims, keepdim=True) + 1e-5)
+    return to_uint8_image((z * 0.1 + 0.5).clamp_(0.0, 1.0) * 255.0)
+
+
+def magnitude(g: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` gradients -> ``(..., H, W)`` max absolute value over colour channels."""
+    return g.abs().amax(dim=-3)
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """Near-square ``(rows, cols)`` for ``n`` items: ``cols = ceil(sqrt(n))``."""
+    cols = max(1, math.ceil(math.sqrt(n)))
+    return max(1, math.ceil(n / cols)), cols
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Geometry of a tiled image: item ``r * cols + c`` fills the tile at row r, column c.
+
+    ``tile_h`` / ``tile_w`` include the ``gap`` pixels at the right and bottom of each tile, so
+    a click at (x, y) is item ``(y // tile_h) * cols + x // tile_w``.
+    """
+
+    rows: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    gap: int
+
+    @property
+    def height(self) -> int:
+        return self.rows * self.tile_h
+
+    @property
+    def width(self) -> int:
+        return self.cols * self.tile_w
+
+
+def mosaic_grid(channels: int, h: int, w: int, width: int, gap: int = 1) -> Grid:
+    """Tile geometry for ``channels`` maps of ``h x w`` in an image about ``width`` pixels wide."""
+    rows, cols = grid_shape(channels)
+    content_w = max(1, width // cols - gap)
+    content_h = max(1, round(content_w * h / w))
+    return Grid(rows, cols, content_h + gap, content_w + gap, gap)
+
+
+@lru_cache(maxsize=32)
+def _tile_index(n: int, h: int, w: int, grid: Grid, device: torch.device) -> torch.Tensor:
+    """``(H, W)`` long indices into a flat ``n*h*w (+1 background)`` vector, nearest sampling."""
+    ch, cw = grid.tile_h - grid.gap, grid.tile_w - grid.gap
+    pix = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w)
+    within = F.interpolate(pix, size=(ch, cw), mode="nearest-exact").reshape(ch, cw).long()
+    background = n * h * w
+    tile = torch.full((grid.tile_h, grid.tile_w), background, dtype=torch.long)
+    out = torch.full((grid.rows, grid.cols, grid.tile_h, grid.tile_w), background, dtype=torch.long)
+    for item in range(n):  # built once per geometry and cached, never per frame
+        tile[:ch, :cw] = within + item * h * w
+        out[item // grid.cols, item % grid.cols] = tile
+    return out.permute(0, 2, 1, 3).reshape(grid.height, grid.width).to(device)
+
+
+def tile(values01: torch.Tensor, grid: Grid, colormap: str) -> torch.Tensor:
+    """Lay out ``(B, N, h, w)`` maps in [0, 1] on ``grid``: ``(B, H, W, 3)`` uint8.
+
+    Each map is enlarged by nearest neighbour (every activation stays a visible block).
+    """
+    b, n, h, w = values01.shape
+    index = _tile_index(n, h, w, grid, values01.device)
+    flat = torch.cat([values01.reshape(b, -1), values01.new_full((b, 1), BACKGROUND)], dim=1)
+    return colorize(flat[:, index], colormap)
+
+
+def fc_grid(neurons: int, cell: int) -> Grid:
+    """Near-square grid of ``cell``-pixel cells for a layer of ``neurons`` values."""
+    rows, cols = grid_shape(neurons)
+    cell = max(1, cell)
+    return Grid(rows, cols, cell, cell, 1 if cell >= 4 else 0)
+
+
+def cells(values01: torch.Tensor, grid: Grid, colormap: str) -> torch.Tensor:
+    """``(B, N)`` values in [0, 1] as coloured cells on ``grid``: ``(B, H, W, 3)`` uint8."""
+    return tile(values01.reshape(values01.shape[0], -1, 1, 1), grid, colormap)

@@ -1,0 +1,118 @@
+"""Check a :class:`ViewRequest` against a model and fill in its defaults.
+
+The server runs every browser selection through this before it becomes the next frame's
+request, so every failure is a one-line :class:`RequestError` (or :class:`LayerError` for a
+layer that does not exist) naming what is wrong and what would be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from convscope.algorithms import get
+from convscope.engine.colormaps import check_colormap
+from convscope.engine.request import PANELS, Target, ViewRequest
+from convscope.errors import RequestError, suggest
+from convscope.models.layers import LayerInfo, resolve_layer
+
+
+def _layer(layers: list[LayerInfo], key: str | int | None, kind: str, what: str) -> str | None:
+    pool = [layer for layer in layers if layer.kind == kind]
+    if key is None:
+        return pool[-1].name if pool else None
+    return resolve_layer(layers, key, kind).name  # type: ignore[arg-type]
+
+
+def _size(layers: list[LayerInfo], name: str) -> int | None:
+    for layer in layers:
+        if layer.name == name:
+            return layer.shape[0] if layer.shape else None
+    return None
+
+
+def _check_index(index: int, size: int | None, what: str) -> None:
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise RequestError(f"{what} must be an integer, got {index!r}")
+    if index < 0 or (size is not None and index >= size):
+        valid = f"0..{size - 1}" if size is not None else "a non-negative index"
+        raise RequestError(f"{what} {index} is out of range (use {valid})")
+
+
+def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: int, field: str) -> Target:
+    if not isinstance(t, Target):
+        raise RequestError(f"{field} must be a Target, got {type(t).__name__}")
+    if t.kind == "class":
+        if t.index is not None:
+            _check_index(t.index, num_classes or None, f"{field}: class")
+        return Target("class", t.index, None)
+    if t.kind == "channel":
+        layer = _layer(layers, t.layer, "conv", "conv layer") if t.layer is not None else req.conv_layer
+        if layer is None:
+            raise RequestError(f"{field}: the model has no conv layer to take a channel of")
+        index = req.channel if t.index is None else t.index
+        _check_index(index, _size(layers, layer), f"{field}: channel of {layer}")
+        return Target("channel", index, layer)
+    if t.kind == "neuron":
+        layer = _layer(layers, t.layer, "linear", "linear layer") if t.layer is not None else req.fc_layer
+        if layer is None:
+            raise RequestError(f"{field}: the model has no linear layer to take a neuron of")
+        index = req.neuron if t.index is None else t.index
+        if index is None:
+            raise RequestError(f"{field}: a neuron target needs a selected neuron")
+        _check_index(index, _size(layers, layer), f"{field}: neuron of {layer}")
+        return Target("neuron", index, layer)
+    raise RequestError(f"{field}: unknown target kind {t.kind!r} (use class, channel or neuron)")
+
+
+def resolve_request(
+    request: ViewRequest, layers: list[LayerInfo], num_classes: int, scripted: bool = False
+) -> ViewRequest:
+    """Validate ``request`` for a model and fill in ``None`` layers and target defaults.
+
+    Raises:
+        RequestError: for anything invalid; LayerError: for an unknown layer name or index.
+    """
+    if not isinstance(request, ViewRequest):
+        raise RequestError(f"expected a ViewRequest, got {type(request).__name__}")
+    algos = tuple(dict.fromkeys(request.algorithms))
+    for name in algos:
+        get(name)
+    for panel in request.panels:
+        if panel not in PANELS:
+            raise RequestError(f"unknown panel {panel!r}: use {', '.join(PANELS)}{suggest(panel, PANELS)}")
+    check_colormap(request.colormap)
+    if request.normalize not in ("channel", "layer"):
+        raise RequestError(f"unknown normalisation {request.normalize!r}: use channel or layer")
+    for field in ("top_k", "mosaic_width", "zoom_size", "fc_cell"):
+        value = getattr(request, field)
+        if not isinstance(value, int) or value < 1:
+            raise RequestError(f"{field} must be a positive integer, got {value!r}")
+    layered = algos or {"activations", "channel", "fc"} & set(request.panels)
+    if scripted and layered:
+        raise RequestError(
+            "TorchScript models hide their layers: only the input and predictions can be shown"
+        )
+
+    conv = _layer(layers, request.conv_layer, "conv", "conv layer")
+    fc = _layer(layers, request.fc_layer, "linear", "linear layer")
+    cam = _layer(layers, request.cam_layer, "conv", "conv layer")
+    req = dataclasses.replace(request, conv_layer=conv, fc_layer=fc, cam_layer=cam, algorithms=algos)
+    if conv is not None and {"activations", "channel"} & set(request.panels):
+        _check_index(request.channel, _size(layers, conv), f"channel of {conv}")
+    if request.neuron is not None and fc is not None:
+        _check_index(request.neuron, _size(layers, fc), f"neuron of {fc}")
+    if cam is None and any(get(a).uses_layer for a in algos):
+        raise RequestError("the model has no conv layer for Grad-CAM")
+    roles = {get(a).target_role for a in algos}
+    cam_t = (
+        _target(request.cam_target, req, layers, num_classes, "cam_target")
+        if "cam" in roles
+        else request.cam_target
+    )
+    gb_t = (
+        _target(request.gb_target, req, layers, num_classes, "gb_target")
+        if "selection" in roles
+        else request.gb_target
+    )
+    top_k = min(request.top_k, num_classes) if num_classes else request.top_k
+    return dataclasses.replace(req, cam_target=cam_t, gb_target=gb_t, top_k=top_k)
