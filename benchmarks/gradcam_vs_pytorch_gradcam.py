@@ -79,8 +79,8 @@ class Theirs:
 
         model = copy.deepcopy(bundle.module)
         model.requires_grad_(trainable)
-        self.cam = GradCAM(model=model, target_layers=[dict(model.named_modules())[layer]],
-                           compute_input_gradient=not trainable)
+        self.cam = GradCAM(model=model, target_layers=[dict(model.named_modules())[layer]])
+        self.cam.compute_input_gradient = not trainable  # GradCAM's constructor does not pass it on
         self.prep, self.device, self.batch_size = bundle.preprocessing, bundle.device, batch_size
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:

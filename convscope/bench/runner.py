@@ -1,0 +1,91 @@
+"""Put it together: build both loops on one model, run them interleaved, summarise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from convscope.bench.config import BenchConfig, view_request
+from convscope.bench.loops import DashboardLoop, Encoder, NetworkLoop, default_encoder
+from convscope.bench.memory import MemoryTrace
+from convscope.bench.report import BenchReport
+from convscope.bench.rounds import run_rounds
+from convscope.bench.stats import summarise
+from convscope.engine.request import ViewRequest
+from convscope.models import ModelBundle
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    """Wait for queued device work (a no-op off CUDA)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def _make_engine(bundle: ModelBundle) -> Any:
+    from convscope.engine import Engine
+
+    return Engine(bundle)
+
+
+def run_bench(
+    bundle: ModelBundle,
+    frames: Sequence[np.ndarray],
+    config: BenchConfig,
+    *,
+    source: str = "demo",
+    request: ViewRequest | None = None,
+    encode: Encoder | None = None,
+    engine: Any = None,
+) -> BenchReport:
+    """Measure the bare network and the dashboard on the same frames.
+
+    Args:
+        bundle: the loaded model.
+        frames: decoded RGB uint8 frames (decode them once, before calling).
+        config: view set, duration or frame count, rounds, warm-up.
+        source: the spec the frames came from (for the report).
+        request: the dashboard's request; default: the view set's request.
+        encode: how a result becomes bytes; default: the live server's encoder.
+        engine: an engine to reuse; default: a new one, closed at the end.
+
+    Returns:
+        The report (FPS of both loops, their ratio, stage medians, memory).
+    """
+    device = bundle.device
+    own_engine = engine is None
+    engine = _make_engine(bundle) if own_engine else engine
+    try:
+        network = NetworkLoop(bundle)
+        dashboard = DashboardLoop(
+            engine,
+            request if request is not None else view_request(config.views),
+            encode if encode is not None else default_encoder(),
+        )
+        memory = MemoryTrace(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        samples = run_rounds(
+            [network, dashboard], frames, config, device_sync(device),
+            after_warmup=memory.take, after_round=memory.take,
+        )
+    finally:
+        if own_engine:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+    return BenchReport(
+        model=bundle.name,
+        device=str(device),
+        views=config.views,
+        source=source,
+        distinct_frames=len(frames),
+        rounds=config.rounds,
+        threads=torch.get_num_threads(),
+        network=summarise(samples["network"]),
+        dashboard=summarise(samples["dashboard"]),
+        memory=memory.as_dict(),
+    )

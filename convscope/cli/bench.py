@@ -1,0 +1,63 @@
+"""``convscope bench``: dashboard FPS against bare-network FPS, on the same decoded frames."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from convscope.bench import VIEW_SETS, BenchConfig, run_bench
+from convscope.bench.frames import DEFAULT_COUNT, DEFAULT_SOURCE, decode_frames
+from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.errors import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "bench", "measure the dashboard's FPS against the bare network's",
+        description="Decode frames once, then run a plain classification loop (preprocess, forward, "
+        "top-1) and the live dashboard pipeline (engine + encoding of every panel) in interleaved "
+        "rounds on the same frames. Prints both FPS (from median frame times), their ratio, "
+        "per-stage medians and memory.",
+    )
+    p.add_argument("--source", default=DEFAULT_SOURCE, metavar="S",
+                   help=f"where the frames come from, any source spec (default: {DEFAULT_SOURCE})")
+    p.add_argument("--source-frames", type=int, default=DEFAULT_COUNT, metavar="N",
+                   help=f"distinct frames decoded up front and cycled (default: {DEFAULT_COUNT})")
+    p.add_argument("--views", choices=tuple(VIEW_SETS), default="full",
+                   help="what the dashboard computes (default: full)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=float, default=20.0, metavar="N",
+                        help="timed seconds, both loops together (default: 20)")
+    budget.add_argument("--frames", type=int, metavar="N", help="timed frames per loop, instead of --seconds")
+    p.add_argument("--rounds", type=int, default=10, metavar="N",
+                   help="how many times the loops take turns (default: 10)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="untimed frames per loop before timing (default: 3)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch intra-op threads for both loops (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.source_frames < 1:
+        raise UsageError(f"--source-frames must be at least 1, got {args.source_frames}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    config = BenchConfig(views=args.views, seconds=args.seconds, frames=args.frames,
+                         rounds=args.rounds, warmup=args.warmup)
+    frames = decode_frames(args.source, args.source_frames)
+    bundle = load_model_from_args(args)
+    report = run_bench(bundle, frames, config, source=args.source)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(report.format_text())
+    sys.stdout.flush()
+    return 0
