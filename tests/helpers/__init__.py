@@ -1,0 +1,1 @@
+"""Shared test helpers (tool checks, test media, stream servers)."""
