@@ -46,15 +46,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.source_frames < 1:
         raise UsageError(f"--source-frames must be at least 1, got {args.source_frames}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     config = BenchConfig(views=args.views, seconds=args.seconds, frames=args.frames,
                          rounds=args.rounds, warmup=args.warmup)
     frames = decode_frames(args.source, args.source_frames)
     bundle = load_model_from_args(args)
-    report = run_bench(bundle, frames, config, source=args.source)
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        report = run_bench(bundle, frames, config, source=args.source)
+    finally:
+        torch.set_num_threads(threads)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

@@ -1,0 +1,73 @@
+"""``convscope bench`` end to end with a tiny frame count: what it reports, never how fast."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from convscope.cli.main import main
+
+ENGINE_STAGES = {"preprocess", "forward", "backward", "algorithms", "render", "copy"}
+# one thread: on a shared 2-core machine two OpenMP threads can stall behind other processes
+TINY = ["--frames", "2", "--rounds", "2", "--warmup", "1", "--source-frames", "3", "--threads", "1"]
+
+
+def bench_json(capsys, *args: str) -> dict:
+    code = main(["bench", *TINY, "--json", *args])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("views", ["full", "activations", "guided"])
+def test_json_report_offline_model(capsys, views):
+    report = bench_json(capsys, "--views", views)
+
+    assert {"model", "device", "views", "network_fps", "dashboard_fps", "ratio", "stages", "memory"} <= set(report)
+    assert report["model"] == "efficientnet_lite0" and report["device"] == "cpu" and report["views"] == views
+    assert report["frames"] == {"network": 2, "dashboard": 2}
+    assert report["network_fps"] > 0 and report["dashboard_fps"] > 0
+    assert report["ratio"] == pytest.approx(report["dashboard_fps"] / report["network_fps"], rel=2e-3)
+    stages = report["stages"]
+    assert ENGINE_STAGES | {"encode"} <= set(stages)
+    assert all(v >= 0 for v in stages.values())
+    assert stages["encode"] > 0 and stages["forward"] > 0
+    assert set(report["network_stages"]) == {"preprocess", "forward", "top1"}
+    # a frame costs at least its slowest stage
+    assert report["frame_ms"]["dashboard"] >= max(stages.values())
+    memory = report["memory"]
+    assert {"rss_start_mb", "rss_end_mb", "rss_max_mb"} <= set(memory)
+    assert memory["rss_max_mb"] >= max(memory["rss_start_mb"], memory["rss_end_mb"]) > 0
+    assert not any(k.startswith("cuda") for k in memory)
+
+
+def test_video_source_and_text_table(capsys, h264_mp4):
+    threads = torch.get_num_threads()
+    code = main(["bench", *TINY, "--source", str(h264_mp4), "-m", "resnet18", "--weights", "random",
+                 "--views", "gradcam"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "resnet18 (random weights) on cpu, views gradcam, 3 frames from" in out
+    assert "ratio (dashboard / network FPS):" in out
+    assert "dashboard stages (median ms):" in out and "encode" in out
+    assert "memory: RSS" in out
+    assert "2 rounds, 1 threads" in out and torch.get_num_threads() == threads  # restored afterwards
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--frames", "0"], 2, "--frames must be at least 1"),
+        (["--views", "all"], 2, "invalid choice"),
+        (["--frames", "3", "--seconds", "4"], 2, "not allowed with argument"),
+        (["--frames", "1", "--source", "/nonexistent/clip.mp4"], 1, "error:"),
+        (["--frames", "1", "--threads", "0"], 2, "--threads must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line(capsys, argv, code, message):
+    assert main(["bench", *argv]) == code
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
