@@ -53,6 +53,8 @@ for model in resnet50 vgg16 efficientnet_lite0; do
   timeout 120 "$PY" benchmarks/plain_loop.py -m "$model" --weights random --device cuda --frames 300 --warmup 20 --json \
     | tee -a "$LOG" || status=1
 done
+# the same with every stage synchronised, for exact per-stage GPU times
+run bench --device cuda -m resnet50 --weights random --views full --seconds "$SECS" --warmup 10 --sync-stages
 if [ "$LONG_FRAMES" -gt 0 ]; then
   run bench --device cuda -m efficientnet_lite0 --weights random --views full --frames "$LONG_FRAMES" --rounds 20
 fi

@@ -26,6 +26,8 @@ class BenchReport:
         network: the bare network loop's summary.
         dashboard: the dashboard loop's summary.
         memory: start/end memory figures (MiB).
+        stages_synced: stage times include their own device work (always true off CUDA); when
+            false, a CUDA stage time is its launch time and the waiting shows up in ``copy``.
     """
 
     model: str
@@ -38,6 +40,7 @@ class BenchReport:
     network: LoopStats
     dashboard: LoopStats
     memory: dict[str, float] = field(default_factory=dict)
+    stages_synced: bool = True
 
     @property
     def ratio(self) -> float:
@@ -63,6 +66,7 @@ class BenchReport:
             "rounds": self.rounds,
             "threads": self.threads,
             "memory": self.memory,
+            "stages_synced": self.stages_synced,
         }
 
     def format_text(self) -> str:
@@ -78,6 +82,8 @@ class BenchReport:
         for name, s in (("dashboard", self.dashboard), ("network", self.network)):
             stages = "  ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items())
             lines.append(f"{name} stages (median ms): {stages}")
+        if not self.stages_synced:
+            lines.append("(CUDA stage times are launch times; use --sync-stages for exact ones)")
         m = self.memory
         if m:
             text = f"memory: RSS {m['rss_start_mb']:.1f} -> {m['rss_end_mb']:.1f} MiB (max {m['rss_max_mb']:.1f})"

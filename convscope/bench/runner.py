@@ -25,10 +25,10 @@ def device_sync(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _make_engine(bundle: ModelBundle) -> Any:
+def _make_engine(bundle: ModelBundle, sync_stages: bool) -> Any:
     from convscope.engine import Engine
 
-    return Engine(bundle)
+    return Engine(bundle, sync_timings=sync_stages)
 
 
 def run_bench(
@@ -40,6 +40,7 @@ def run_bench(
     request: ViewRequest | None = None,
     encode: Encoder | None = None,
     engine: Any = None,
+    sync_stages: bool = False,
 ) -> BenchReport:
     """Measure the bare network and the dashboard on the same frames.
 
@@ -51,13 +52,15 @@ def run_bench(
         request: the dashboard's request; default: the view set's request.
         encode: how a result becomes bytes; default: the live server's encoder.
         engine: an engine to reuse; default: a new one, closed at the end.
+        sync_stages: on CUDA, synchronise at every stage boundary of a new engine so each stage
+            is charged its own GPU work (exact stage times, slightly lower dashboard FPS).
 
     Returns:
         The report (FPS of both loops, their ratio, stage medians, memory).
     """
     device = bundle.device
     own_engine = engine is None
-    engine = _make_engine(bundle) if own_engine else engine
+    engine = _make_engine(bundle, sync_stages) if own_engine else engine
     try:
         network = NetworkLoop(bundle)
         dashboard = DashboardLoop(
@@ -88,4 +91,5 @@ def run_bench(
         network=summarise(samples["network"]),
         dashboard=summarise(samples["dashboard"]),
         memory=memory.as_dict(),
+        stages_synced=device.type != "cuda" or (sync_stages and own_engine),
     )

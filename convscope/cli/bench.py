@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="untimed frames per loop before timing (default: 3)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch intra-op threads for both loops (default: torch's choice)")
+    p.add_argument("--sync-stages", action="store_true",
+                   help="on CUDA, synchronise at every stage so stage times are exact (costs some FPS)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        report = run_bench(bundle, frames, config, source=args.source)
+        report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages)
     finally:
         torch.set_num_threads(threads)
     if args.json:
