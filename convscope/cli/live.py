@@ -1,0 +1,137 @@
+"""``convscope live``: the real-time dashboard, served to the browser.
+
+One process: a source thread decoding frames, the engine thread computing every panel of the
+newest frame, and an asyncio server fanning the encoded panels out to any number of tabs. All
+tabs share one selection (one dashboard, many viewers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import webbrowser
+
+from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.errors import UsageError
+
+DEFAULT_PORT = 8765
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(
+        sub, "live", "real-time dashboard in the browser",
+        description="Serve the live dashboard: input, top-5, activations, FC map, Grad-CAM and guided "
+        "backprop of a video, webcam or stream, in any browser. Binds 127.0.0.1 and requires a token "
+        "unless told otherwise; all tabs share one selection.",
+    )
+    p.add_argument("-s", "--source", default="demo", metavar="S",
+                   help="demo, a video file, webcam index (0), stream URL, image or folder (default: demo)")
+    add_model_options(p)
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")
+    g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 = any free port)")
+    g.add_argument("--token", metavar="T", help="the token viewers must present (default: a random one, printed)")
+    g.add_argument("--no-token", action="store_true", help="serve without a token (anyone who can reach the port sees it)")
+    g.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
+    g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
+    p.set_defaults(func=run)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind and listen now, so a busy port is reported before the model loads."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot bind --host {host!r}: {exc.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _urls(host: str, port: int, token: str | None) -> list[str]:
+    from convscope.server.security import is_loopback
+
+    query = f"?token={token}" if token else ""
+    wildcard = host in ("0.0.0.0", "::", "")
+    local = "127.0.0.1" if wildcard or is_loopback(host) else host
+    local = f"[{local}]" if ":" in local else local
+    urls = [f"http://{local}:{port}/{query}"]
+    if wildcard:
+        urls.append(f"http://{socket.gethostname()}:{port}/{query}")
+    return urls
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from convscope import algorithms
+    from convscope.engine import Engine
+    from convscope.server import protocol
+    from convscope.server.app import Dashboard, create_app
+    from convscope.server.pipeline import Pipeline, make_net_probe
+    from convscope.server.security import Guard, choose_token, is_loopback
+    from convscope.sources import open_source
+
+    if not 1 <= args.quality <= 95:
+        raise UsageError(f"--quality must be between 1 and 95, got {args.quality}")
+    token = choose_token(args.host, args.token, args.no_token)
+    loopback = is_loopback(args.host)
+    sock = _bind(args.host, args.port)
+    source = None
+    try:
+        bundle = load_model_from_args(args)
+        engine = Engine(bundle)
+        source = open_source(args.source, realtime=True)
+        names = tuple(algorithms.names())
+        space = protocol.ModelSpace.from_layers(engine.layers, bundle.num_classes, names)
+        state = protocol.ViewState.initial(space)
+        engine.resolve(state.to_request())
+        menu = []
+        for name in names:
+            alg = algorithms.get(name)
+            menu.append({"name": name, "title": alg.title, "summary": alg.summary, "target_role": alg.target_role})
+        info = source.info
+        hello = protocol.hello_message(
+            bundle.name, engine.layers, bundle.labels, menu,
+            {"kind": info.kind, "spec": info.spec, "width": info.width, "height": info.height,
+             "fps": info.fps, "live": info.live},
+            space,
+        )
+        pipeline = Pipeline(engine, source, state, quality=args.quality, net_probe=make_net_probe(bundle))
+        port = sock.getsockname()[1]
+        urls = _urls(args.host, port, token)
+
+        def announce() -> None:
+            line = f"convscope: serving on {urls[0]}"
+            if len(urls) > 1:
+                line += f"  (from other machines: {urls[1]})"
+            print(line, flush=True)
+            if token is None and not loopback:
+                print("convscope: warning: --no-token on a non-loopback address: anyone who can reach "
+                      f"port {port} can watch and steer the dashboard", file=sys.stderr, flush=True)
+            print("convscope: press Ctrl-C to stop", flush=True)
+            if args.open:
+                threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()
+
+        dash = Dashboard(pipeline, space, hello, Guard(token, loopback_only=loopback), engine.resolve, announce)
+        config = uvicorn.Config(create_app(dash), log_level="warning", timeout_graceful_shutdown=1,
+                                lifespan="on", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if source is not None:
+            source.close()
+        sock.close()
+    return 0

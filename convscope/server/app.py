@@ -1,0 +1,189 @@
+"""The Starlette app: the page, its static files, and the one WebSocket at ``/ws``.
+
+One dashboard, many viewers: every tab sees the same frames, and a selection made in any tab
+becomes the next frame's request for all of them (the new state is broadcast to every tab).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import mimetypes
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from convscope.engine.request import ViewRequest
+from convscope.errors import ConvscopeError, RequestError
+from convscope.server import protocol
+from convscope.server.hub import Hub, ThreadHandoff, Viewer
+from convscope.server.pipeline import Pipeline
+from convscope.server.security import COOKIE, Guard
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATUS_EVERY = 0.5
+
+
+def static_files(folder: Path = STATIC_DIR) -> dict[str, Path]:
+    """The files the server may send: the regular files directly inside ``folder``, by name.
+
+    Only names in this table are served, so no request path can reach outside the folder
+    (``..``, encoded slashes, absolute paths and symlinks that leave it are not in the table).
+    """
+    root = folder.resolve()
+    table = {}
+    for path in sorted(folder.iterdir()):
+        real = path.resolve()
+        if path.is_file() and real.parent == root and not path.name.startswith("."):
+            table[path.name] = real
+    return table
+
+
+@dataclass
+class Dashboard:
+    """Everything the app serves.
+
+    Attributes:
+        pipeline: the engine thread (started and stopped with the app).
+        space: what selections may name.
+        hello: the first message of every viewer (see :func:`protocol.hello_message`).
+        guard: token / Host / Origin checks.
+        resolve: validates a request against the model before it is accepted (``Engine.resolve``).
+        on_startup: called once the app runs (the CLI prints the URL there).
+    """
+
+    pipeline: Pipeline
+    space: protocol.ModelSpace
+    hello: dict
+    guard: Guard
+    resolve: Callable[[ViewRequest], Any] | None = None
+    on_startup: Callable[[], None] | None = None
+
+
+def _error(message: str, about: str | None = None) -> str:
+    return json.dumps({"type": "error", "message": message, "about": about})
+
+
+def create_app(dash: Dashboard) -> Starlette:
+    """Build the app; the pipeline runs while the app's lifespan does."""
+    hub = Hub()
+    files = static_files()
+    hello_text = json.dumps(dash.hello, separators=(",", ":"))
+    pipeline = dash.pipeline
+
+    def state_message() -> dict:
+        return {**pipeline.state.as_dict(), "paused": pipeline.paused}
+
+    async def status_loop() -> None:
+        while True:
+            hub.broadcast("status", {**pipeline.stats(), "viewers": len(hub.viewers)})
+            await asyncio.sleep(STATUS_EVERY)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pipeline.set_publisher(ThreadHandoff(asyncio.get_running_loop(), hub))
+        pipeline.start()
+        status = asyncio.create_task(status_loop())
+        if dash.on_startup is not None:
+            dash.on_startup()
+        try:
+            yield
+        finally:
+            status.cancel()
+            hub.close()
+            await asyncio.to_thread(pipeline.stop)
+
+    async def index(request: Request) -> Response:
+        reason = dash.guard.why_refused(request)
+        if reason:
+            return PlainTextResponse(f"convscope: {reason}\n", status_code=403)
+        response = Response(files["index.html"].read_bytes(), media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+        if dash.guard.token is not None:
+            response.set_cookie(COOKIE, dash.guard.token, httponly=True, samesite="strict")
+        return response
+
+    async def static(request: Request) -> Response:
+        if not dash.guard.host_ok(request):
+            return PlainTextResponse("convscope: Host header refused\n", status_code=403)
+        path = files.get(request.path_params["name"])
+        if path is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if media.startswith("text/") or media.endswith("javascript"):
+            media += "; charset=utf-8"
+        return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "no-cache"})
+
+    def handle(viewer: Viewer, text: str | None, data: bytes | None) -> None:
+        try:
+            msg = protocol.parse(text if text is not None else data, dash.space)
+            if isinstance(msg, protocol.AckMessage):
+                viewer.ack(msg.seq)
+                return
+            if isinstance(msg, protocol.PauseMessage):
+                pipeline.set_paused(msg.paused)
+            else:
+                new = protocol.apply_view(pipeline.state, msg.changes, dash.space)
+                if dash.resolve is not None:
+                    dash.resolve(new.to_request())
+                pipeline.update(new)
+            hub.broadcast("state", state_message())
+        except RequestError as exc:
+            viewer.push_error(_error(str(exc), _kind(text)))
+        except ConvscopeError as exc:  # e.g. LayerError from Engine.resolve
+            viewer.push_error(_error(str(exc).splitlines()[0], _kind(text)))
+
+    async def websocket_endpoint(ws: WebSocket) -> None:
+        reason = dash.guard.why_refused(ws, websocket=True)
+        if reason:
+            await ws.close(code=1008, reason=reason[:120])
+            return
+        await ws.accept()
+        viewer = hub.add()
+        viewer.push_control("hello", hello_text)
+        viewer.push_control("state", json.dumps({"type": "state", **state_message()}))
+        sender = asyncio.create_task(hub.serve(viewer, ws.send_text, ws.send_bytes))
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                handle(viewer, message.get("text"), message.get("bytes"))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            hub.remove(viewer)
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/static/{name:path}", static),
+            WebSocketRoute("/ws", websocket_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.dashboard = dash
+    return app
+
+
+def _kind(text: str | None) -> str | None:
+    """The ``type`` of a message, if it has a readable one (for the error reply)."""
+    if not text or len(text) > protocol.MAX_MESSAGE_BYTES:
+        return None
+    try:
+        kind = json.loads(text).get("type")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return kind if isinstance(kind, str) and len(kind) <= 40 else None

@@ -1,0 +1,216 @@
+"""The engine thread: newest frame + current selection -> ``Engine.run`` -> encode -> publish.
+
+It never waits on the network: publishing hands the encoded frame to a callback that only
+schedules work on the event loop. While paused it keeps the last frame and recomputes it when
+the selection changes, so clicks still work on a frozen picture. When the source ends the last
+frame stays on screen the same way.
+
+The status line's *network FPS* is measured here by a bare forward pass (no hooks, no gradient,
+``inference_mode``) of the current frame every few seconds: what the model alone could do on
+this device. *Dashboard FPS* is the rate of frames actually published, so their ratio is what
+the visualisation costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from convscope.errors import ConvscopeError
+from convscope.server.encode import EncodedFrame, encode_result
+from convscope.server.protocol import ViewState
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two bare forward passes for the network-FPS estimate.
+NET_PROBE_EVERY = 5.0
+FPS_WINDOW = 3.0
+
+
+def make_net_probe(bundle: Any) -> Callable[[np.ndarray], float]:
+    """A function timing one bare forward of ``bundle.module`` on a frame (seconds)."""
+    import torch
+
+    from convscope.models.preprocess import to_input
+
+    def probe(image: np.ndarray) -> float:
+        with torch.inference_mode():
+            x = to_input(image, bundle.preprocessing, bundle.device)
+            if bundle.device.type == "cuda":
+                torch.cuda.synchronize(bundle.device)
+            t0 = time.perf_counter()
+            bundle.module(x)
+            if bundle.device.type == "cuda":
+                torch.cuda.synchronize(bundle.device)
+            return time.perf_counter() - t0
+
+    return probe
+
+
+class Pipeline:
+    """Runs the engine on the newest frame with the shared selection, in its own thread.
+
+    Args:
+        engine: has ``run(image, request) -> Result``.
+        source: has ``latest(timeout)``, ``info``, ``state``, ``dropped``.
+        state: the initial shared selection.
+        quality: JPEG quality of the panels.
+        net_probe: times a bare forward of an image (see :func:`make_net_probe`); ``None`` falls
+            back to the engine's own ``forward`` timing.
+    """
+
+    def __init__(self, engine: Any, source: Any, state: ViewState, *, quality: int = 80,
+                 net_probe: Callable[[np.ndarray], float] | None = None) -> None:
+        self.engine = engine
+        self.source = source
+        self.quality = quality
+        self.net_probe = net_probe
+        self._publish: Callable[[EncodedFrame], None] = lambda frame: None
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._state = state
+        self._version = 0
+        self._paused = False
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self._times: deque[float] = deque(maxlen=240)
+        self._run_s: deque[float] = deque(maxlen=30)
+        self._encode_s: deque[float] = deque(maxlen=30)
+        self._bytes: deque[int] = deque(maxlen=30)
+        self._net_s: deque[float] = deque(maxlen=5)
+        self._last_probe = 0.0
+        self.error: str | None = None
+        self.frames = 0
+
+    # -- shared selection -------------------------------------------------------------------
+    @property
+    def state(self) -> ViewState:
+        with self._lock:
+            return self._state
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def update(self, state: ViewState) -> None:
+        """Make ``state`` the next frame's selection (recomputed at once when paused)."""
+        with self._lock:
+            self._state = state
+            self._version += 1
+        self._changed.set()
+
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self._changed.set()
+
+    def set_publisher(self, publish: Callable[[EncodedFrame], None]) -> None:
+        """``publish`` is called from the engine thread and must not block."""
+        self._publish = publish
+
+    # -- thread -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="convscope-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.5) -> bool:
+        """Ask the thread to stop; True if it ended within ``timeout`` seconds."""
+        self._stop.set()
+        self._changed.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        frame = None
+        done_version = -1
+        while not self._stop.is_set():
+            self._changed.clear()
+            with self._lock:
+                state, version = self._state, self._version
+            t0 = time.perf_counter()
+            new = None if self._paused else self.source.latest(0.05)
+            if new is not None and new is not frame:
+                frame = new
+            elif frame is None or version == done_version:
+                if self._paused or time.perf_counter() - t0 < 0.01:  # nothing waited in latest()
+                    self._changed.wait(0.05)
+                continue
+            done_version = version
+            self._step(frame.image, state)
+
+    def _step(self, image: np.ndarray, state: ViewState) -> None:
+        try:
+            t0 = time.perf_counter()
+            result = self.engine.run(image, state.to_request())
+            t1 = time.perf_counter()
+            encoded = encode_result(result, self.quality, self._seq)
+        except ConvscopeError as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return
+        except Exception as exc:  # a bug: keep the dashboard alive, say so in the status line
+            if self.error is None or not self.error.startswith("internal error"):
+                log.exception("engine failed")
+            self.error = f"internal error: {type(exc).__name__}: {str(exc)[:120]}"
+            time.sleep(0.2)
+            return
+        self.error = None
+        self._seq += 1
+        self.frames += 1
+        now = time.perf_counter()
+        self._times.append(now)
+        self._run_s.append(t1 - t0)
+        self._encode_s.append(encoded.seconds)
+        self._bytes.append(encoded.nbytes)
+        self._publish(encoded)
+        if self.net_probe is None:
+            forward = result.timings.get("forward")
+            if forward:
+                self._net_s.append(forward)
+        elif now - self._last_probe >= NET_PROBE_EVERY:
+            try:
+                if not self._net_s:
+                    self.net_probe(image)  # warm-up, not counted
+                self._net_s.append(self.net_probe(image))
+            except Exception:  # the probe is only an estimate; never break the stream for it
+                log.debug("net probe failed", exc_info=True)
+            self._last_probe = time.perf_counter()
+
+    # -- numbers for the status line ------------------------------------------------------------
+    def stats(self) -> dict:
+        """Source state, dashboard/network FPS and their ratio, dropped frames, encode share."""
+        now = time.perf_counter()
+        times = [t for t in list(self._times) if now - t <= FPS_WINDOW]
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
+        net = list(self._net_s)
+        net_fps = 1.0 / statistics.median(net) if net else 0.0
+        run = list(self._run_s)
+        enc = list(self._encode_s)
+        run_ms = 1000 * statistics.fmean(run) if run else 0.0
+        enc_ms = 1000 * statistics.fmean(enc) if enc else 0.0
+        state = self.source.state
+        info = self.source.info
+        return {
+            "source": {"status": state.status, "attempt": state.attempt, "last_error": state.last_error,
+                       "kind": info.kind, "spec": info.spec, "width": info.width, "height": info.height},
+            "paused": self._paused,
+            "fps": round(fps, 2),
+            "net_fps": round(net_fps, 2),
+            "net_fps_method": "bare forward every 5 s" if self.net_probe else "engine forward timing",
+            "ratio": round(fps / net_fps, 3) if net_fps else None,
+            "dropped": int(getattr(self.source, "dropped", 0)),
+            "frames": self.frames,
+            "engine_ms": round(run_ms, 2),
+            "encode_ms": round(enc_ms, 2),
+            "encode_share": round(enc_ms / (run_ms + enc_ms), 4) if run_ms + enc_ms else None,
+            "frame_bytes": int(statistics.fmean(self._bytes)) if self._bytes else 0,
+            "error": self.error,
+        }

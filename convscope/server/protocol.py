@@ -1,0 +1,290 @@
+"""The WebSocket message schema: what the page may send, checked before anything changes.
+
+Page -> server (JSON text, at most :data:`MAX_MESSAGE_BYTES`)::
+
+    {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection
+    {"type": "pause", "paused": true|false}         freeze / resume the input
+    {"type": "ack", "seq": N}                       frame N arrived (flow control)
+
+Server -> page: ``hello`` (model, layers, algorithms, source), ``state`` (the shared selection),
+``frame`` (header of a frame whose panels follow as binary messages), ``status`` and ``error``.
+
+A message that does not fit raises :class:`~convscope.errors.RequestError` with a one-line
+reason; the caller replies with an ``error`` message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from convscope.engine.request import Target, ViewRequest
+from convscope.errors import RequestError, suggest
+
+MAX_MESSAGE_BYTES = 64 * 1024
+GbSource = Literal["channel", "neuron", "class"]
+GB_SOURCES = ("channel", "neuron", "class")
+NORMALIZE = ("channel", "layer")
+
+
+@dataclass(frozen=True)
+class ModelSpace:
+    """What a selection may name: the loaded model's layers and the registered algorithms.
+
+    Attributes:
+        conv: conv layer name -> channel count, in execution order.
+        linear: linear layer name -> neuron count, in execution order.
+        num_classes: length of the model's label list.
+        algorithms: registered algorithm names.
+    """
+
+    conv: dict[str, int]
+    linear: dict[str, int]
+    num_classes: int
+    algorithms: tuple[str, ...]
+
+    @classmethod
+    def from_layers(cls, layers: list, num_classes: int, algorithms: tuple[str, ...]) -> ModelSpace:
+        """Build from ``LayerInfo`` objects (``name``, ``kind``, ``shape``)."""
+        conv = {la.name: int(la.shape[0]) if la.shape else 0 for la in layers if la.kind == "conv"}
+        linear = {la.name: int(la.shape[0]) if la.shape else 0 for la in layers if la.kind == "linear"}
+        return cls(conv=conv, linear=linear, num_classes=int(num_classes), algorithms=tuple(algorithms))
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """The selection every viewer shares; :meth:`to_request` makes it the next frame's request.
+
+    ``gb_source`` says what guided backprop explains: the selected ``channel``, the selected
+    ``neuron``, or the Grad-CAM ``class``. ``cam_class`` ``None`` follows the top-1 prediction.
+    """
+
+    conv_layer: str | None
+    channel: int
+    fc_layer: str | None
+    neuron: int | None
+    cam_layer: str | None
+    cam_class: int | None
+    gb_source: GbSource
+    algorithms: tuple[str, ...]
+    grayscale: bool = False
+    normalize: str = "channel"
+
+    @classmethod
+    def initial(cls, space: ModelSpace) -> ViewState:
+        """Last conv layer, channel 0, last linear layer, Grad-CAM on the top-1 class."""
+        conv = next(reversed(space.conv), None)
+        linear = next(reversed(space.linear), None)
+        wanted = ViewRequest().algorithms
+        algorithms = tuple(a for a in wanted if a in space.algorithms)
+        return cls(conv_layer=conv, channel=0, fc_layer=linear, neuron=None, cam_layer=conv,
+                   cam_class=None, gb_source="channel", algorithms=algorithms)
+
+    def gb_target(self) -> Target:
+        if self.gb_source == "channel" and self.conv_layer is not None:
+            return Target("channel", self.channel, self.conv_layer)
+        if self.gb_source == "neuron" and self.neuron is not None and self.fc_layer is not None:
+            return Target("neuron", self.neuron, self.fc_layer)
+        return Target("class", self.cam_class)
+
+    def to_request(self, **overrides: Any) -> ViewRequest:
+        """The engine request for this selection (``overrides`` go to :class:`ViewRequest`)."""
+        fields = dict(
+            conv_layer=self.conv_layer, channel=self.channel, fc_layer=self.fc_layer, neuron=self.neuron,
+            cam_layer=self.cam_layer, cam_target=Target("class", self.cam_class),
+            gb_target=self.gb_target(), algorithms=self.algorithms, grayscale=self.grayscale,
+            normalize=self.normalize,
+        )
+        fields.update(overrides)
+        return ViewRequest(**fields)
+
+    def as_dict(self) -> dict:
+        return {
+            "conv_layer": self.conv_layer, "channel": self.channel, "fc_layer": self.fc_layer,
+            "neuron": self.neuron, "cam_layer": self.cam_layer, "cam_class": self.cam_class,
+            "gb_source": self.gb_source, "algorithms": list(self.algorithms), "grayscale": self.grayscale,
+            "normalize": self.normalize,
+        }
+
+
+@dataclass(frozen=True)
+class ViewMessage:
+    changes: dict
+
+
+@dataclass(frozen=True)
+class PauseMessage:
+    paused: bool
+
+
+@dataclass(frozen=True)
+class AckMessage:
+    seq: int
+
+
+Message = ViewMessage | PauseMessage | AckMessage
+
+VIEW_FIELDS = ("conv_layer", "channel", "fc_layer", "neuron", "cam_layer", "cam_class", "gb_source",
+               "algorithms", "grayscale", "normalize")
+
+
+def _int(value: Any, name: str, size: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{name} must be an integer{' or null' if optional else ''}, got {_show(value)}")
+    if not 0 <= value < size:
+        raise RequestError(f"{name} {value} is out of range (0..{size - 1})" if size else f"{name}: nothing to select")
+    return value
+
+
+def _layer(value: Any, name: str, pool: dict[str, int], what: str) -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a layer name, got {_show(value)}")
+    if value not in pool:
+        raise RequestError(f"unknown {what} {value[:80]!r}{suggest(value, pool)}")
+    return value
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices or not isinstance(value, str):
+        raise RequestError(f"{name} must be one of {', '.join(choices)}, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_keys(msg: dict, allowed: tuple[str, ...], kind: str) -> None:
+    extra = [k for k in msg if k != "type" and k not in allowed]
+    if extra:
+        raise RequestError(f"unknown field {extra[0][:40]!r} in a {kind!r} message{suggest(extra[0], allowed)}")
+
+
+def decode(raw: str | bytes | None) -> dict:
+    """Parse a text frame into a JSON object, enforcing the size limit."""
+    if raw is None:
+        raise RequestError("binary messages are not accepted: send JSON text")
+    if isinstance(raw, bytes):
+        raise RequestError("binary messages are not accepted: send JSON text")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise RequestError(f"message too large ({len(raw)} bytes, the limit is {MAX_MESSAGE_BYTES})")
+    try:
+        msg = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise RequestError("message is not valid JSON") from None
+    if not isinstance(msg, dict):
+        raise RequestError("a message must be a JSON object with a 'type'")
+    return msg
+
+
+def parse(raw: str | bytes | None, space: ModelSpace) -> Message:
+    """Validate one incoming message against the schema and the loaded model.
+
+    Raises:
+        RequestError: one line saying what is wrong; nothing has changed.
+    """
+    msg = decode(raw)
+    kind = msg.get("type")
+    if kind == "ack":
+        _check_keys(msg, ("seq",), "ack")
+        seq = msg.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise RequestError(f"ack needs a non-negative integer seq, got {_show(seq)}")
+        return AckMessage(seq)
+    if kind == "pause":
+        _check_keys(msg, ("paused",), "pause")
+        if not isinstance(msg.get("paused"), bool):
+            raise RequestError(f"pause needs paused: true or false, got {_show(msg.get('paused'))}")
+        return PauseMessage(msg["paused"])
+    if kind == "view":
+        _check_keys(msg, VIEW_FIELDS, "view")
+        changes = {k: v for k, v in msg.items() if k != "type"}
+        if not changes:
+            raise RequestError("a 'view' message must change at least one of: " + ", ".join(VIEW_FIELDS))
+        return ViewMessage(changes)
+    if not isinstance(kind, str):
+        raise RequestError("a message needs a string 'type' (view, pause or ack)")
+    raise RequestError(f"unknown message type {kind[:40]!r}{suggest(kind, ('view', 'pause', 'ack'))}")
+
+
+def apply_view(state: ViewState, changes: dict, space: ModelSpace) -> ViewState:
+    """The state after ``changes`` (already known to name only :data:`VIEW_FIELDS`).
+
+    Indices are checked against the layer the message leaves selected: switching the conv layer
+    keeps the channel if the new layer has it, else selects channel 0 (same for neurons).
+
+    Raises:
+        RequestError: a layer, index or value that does not fit the model.
+    """
+    new: dict[str, Any] = {}
+    if "conv_layer" in changes:
+        new["conv_layer"] = _layer(changes["conv_layer"], "conv_layer", space.conv, "conv layer")
+    if "fc_layer" in changes:
+        new["fc_layer"] = _layer(changes["fc_layer"], "fc_layer", space.linear, "linear layer")
+    if "cam_layer" in changes:
+        new["cam_layer"] = _layer(changes["cam_layer"], "cam_layer", space.conv, "conv layer")
+    conv = new.get("conv_layer", state.conv_layer)
+    fc = new.get("fc_layer", state.fc_layer)
+    channels = space.conv.get(conv, 0) if conv else 0
+    neurons = space.linear.get(fc, 0) if fc else 0
+    if "channel" in changes:
+        new["channel"] = _int(changes["channel"], "channel", channels)
+    elif state.channel >= channels:
+        new["channel"] = 0
+    if "neuron" in changes:
+        new["neuron"] = _int(changes["neuron"], "neuron", neurons, optional=True)
+    elif state.neuron is not None and state.neuron >= neurons:
+        new["neuron"] = None
+    if "cam_class" in changes:
+        new["cam_class"] = _int(changes["cam_class"], "cam_class", space.num_classes, optional=True)
+    if "gb_source" in changes:
+        new["gb_source"] = _choice(changes["gb_source"], "gb_source", GB_SOURCES)
+    if "normalize" in changes:
+        new["normalize"] = _choice(changes["normalize"], "normalize", NORMALIZE)
+    if "grayscale" in changes:
+        if not isinstance(changes["grayscale"], bool):
+            raise RequestError(f"grayscale must be true or false, got {_show(changes['grayscale'])}")
+        new["grayscale"] = changes["grayscale"]
+    if "algorithms" in changes:
+        algs = changes["algorithms"]
+        if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
+            raise RequestError(f"algorithms must be a list of names, got {_show(algs)}")
+        for a in algs:
+            if a not in space.algorithms:
+                raise RequestError(f"unknown algorithm {a[:40]!r}{suggest(a, space.algorithms)}")
+        if len(set(algs)) != len(algs):
+            raise RequestError("algorithms lists a name twice")
+        new["algorithms"] = tuple(a for a in space.algorithms if a in algs)  # registry order
+    return replace(state, **new)
+
+
+def hello_message(model: str, layers: list, labels: tuple[str, ...] | list[str], algorithms: list[dict],
+                  source: dict, space: ModelSpace) -> dict:
+    """The first message a viewer gets: everything the menus are built from.
+
+    Args:
+        model: display name of the model.
+        layers: ``LayerInfo`` objects in execution order.
+        labels: class names (the FC selection line names output neurons with them).
+        algorithms: ``{name, title, summary, target_role}`` per registered algorithm.
+        source: what the source is (kind, spec, width, height, fps, live).
+        space: the selectable space (for the limits).
+    """
+    def layer(la: Any) -> dict:
+        return {"name": la.name, "index": la.index, "shape": list(la.shape)}
+
+    return {
+        "type": "hello",
+        "model": model,
+        "conv_layers": [layer(la) for la in layers if la.kind == "conv"],
+        "linear_layers": [layer(la) for la in layers if la.kind == "linear"],
+        "labels": list(labels),
+        "num_classes": space.num_classes,
+        "algorithms": algorithms,
+        "source": source,
+        "max_message_bytes": MAX_MESSAGE_BYTES,
+    }

@@ -1,0 +1,375 @@
+// convscope live: the page side. One WebSocket; JSON for metadata, binary messages for images.
+// Binary message: uint32 LE seq, uint8 n, n bytes panel name (ascii), then the payload.
+// Selections are sent as JSON and come back to every open tab as the shared "state".
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const token = new URLSearchParams(location.search).get('token');
+  const FIXED = { input: 'input', activations: 'activations', channel: 'channel', fc: 'fc' };
+
+  // Exposed for debugging and for the browser tests.
+  const S = (window.convscope = {
+    ws: null, hello: null, state: null, status: null, meta: null, ranges: null,
+    framesReceived: 0, framesDrawn: 0, errors: [],
+    sendRaw: (text) => S.ws && S.ws.send(text),
+  });
+
+  const frames = new Map(); // seq -> {meta, left, parts}
+  let lastDrawn = -1;
+  const tabTimes = [];
+
+  // ---- connection -------------------------------------------------------------------------
+  function connect() {
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    const query = token ? `?token=${encodeURIComponent(token)}` : '';
+    const ws = new WebSocket(`${proto}://${location.host}/ws${query}`);
+    ws.binaryType = 'arraybuffer';
+    S.ws = ws;
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') onJSON(JSON.parse(ev.data));
+      else onBinary(ev.data);
+    };
+    ws.onclose = (ev) => {
+      frames.clear();
+      $('status').textContent = ev.code === 1008 ? `refused: ${ev.reason}` : 'disconnected · reconnecting…';
+      setTimeout(connect, ev.code === 1008 ? 5000 : 1000);
+    };
+  }
+
+  function send(msg) {
+    if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
+  }
+
+  function onJSON(msg) {
+    switch (msg.type) {
+      case 'hello': onHello(msg); break;
+      case 'state': onState(msg); break;
+      case 'status': onStatus(msg); break;
+      case 'frame': frames.set(msg.seq, { meta: msg, left: msg.panels.length, parts: {} }); break;
+      case 'error': onError(msg); break;
+      default: break;
+    }
+  }
+
+  function onBinary(buf) {
+    const view = new DataView(buf);
+    const seq = view.getUint32(0, true);
+    const n = view.getUint8(4);
+    const name = String.fromCharCode(...new Uint8Array(buf, 5, n));
+    const entry = frames.get(seq);
+    if (!entry) return;
+    entry.parts[name] = buf.slice(5 + n);
+    entry.left -= 1;
+    if (entry.left === 0) {
+      send({ type: 'ack', seq });
+      frames.delete(seq);
+      for (const old of frames.keys()) if (old < seq) frames.delete(old);
+      S.framesReceived += 1;
+      drawFrame(entry.meta, entry.parts);
+    }
+  }
+
+  // ---- drawing ----------------------------------------------------------------------------
+  async function drawFrame(meta, parts) {
+    const jobs = meta.panels.filter((p) => p.mime.startsWith('image/')).map(async (p) => {
+      const bitmap = await createImageBitmap(new Blob([parts[p.name]], { type: p.mime }));
+      return [p.name, bitmap];
+    });
+    const bitmaps = await Promise.all(jobs);
+    if (meta.seq <= lastDrawn) { bitmaps.forEach(([, b]) => b.close()); return; }
+    lastDrawn = meta.seq;
+    S.meta = meta;
+    if (parts.ranges) S.ranges = new Float32Array(parts.ranges);
+    for (const [name, bitmap] of bitmaps) {
+      const canvas = canvasFor(name);
+      if (canvas) paint(canvas, bitmap);
+      bitmap.close();
+    }
+    fitAll();
+    renderPredictions(meta.predictions);
+    renderCaptions(meta);
+    renderSelection();
+    S.framesDrawn += 1;
+    const now = performance.now();
+    tabTimes.push(now);
+    while (tabTimes.length && now - tabTimes[0] > 3000) tabTimes.shift();
+  }
+
+  function canvasFor(name) {
+    if (FIXED[name]) return $(FIXED[name]);
+    if (name.startsWith('map:')) {
+      const fig = mapPanel(name.slice(4));
+      return fig && fig.querySelector('canvas');
+    }
+    return null;
+  }
+
+  function paint(canvas, bitmap) {
+    if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+      canvas.width = bitmap.width;
+      canvas.height = bitmap.height;
+    }
+    canvas.getContext('2d').drawImage(bitmap, 0, 0);
+  }
+
+  // Scale a canvas to fill its box while keeping its aspect ratio.
+  function fit(canvas) {
+    const box = canvas.parentElement;
+    const s = Math.min(box.clientWidth / canvas.width, box.clientHeight / canvas.height);
+    if (!isFinite(s) || s <= 0) return;
+    canvas.style.width = `${Math.floor(canvas.width * s)}px`;
+    canvas.style.height = `${Math.floor(canvas.height * s)}px`;
+  }
+  function fitAll() { fit($('activations')); fit($('fc')); }
+  window.addEventListener('resize', fitAll);
+
+  // ---- hello: menus built from the server's lists ------------------------------------------
+  const shape = (l) => (l.shape.length ? l.shape.join('×') : '?');
+
+  function fillSelect(select, layers) {
+    select.replaceChildren(...layers.map((l) => new Option(`${l.index}. ${l.name}  ${shape(l)}`, l.name)));
+  }
+
+  function onHello(msg) {
+    S.hello = msg;
+    $('model').textContent = msg.model;
+    $('source').textContent = `${msg.source.kind}: ${msg.source.spec}`;
+    fillSelect($('conv-layer'), msg.conv_layers);
+    fillSelect($('cam-layer'), msg.conv_layers);
+    fillSelect($('fc-layer'), msg.linear_layers);
+    const algs = $('algorithms');
+    algs.replaceChildren();
+    for (const a of msg.algorithms) {
+      const label = document.createElement('label');
+      label.title = a.summary || '';
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.value = a.name;
+      box.dataset.testid = `algorithm-${a.name}`;
+      box.addEventListener('change', () => {
+        const chosen = [...algs.querySelectorAll('input:checked')].map((b) => b.value);
+        send({ type: 'view', algorithms: chosen });
+      });
+      label.append(box, ` ${a.title || a.name}`);
+      algs.append(label);
+      mapPanel(a.name, true);
+    }
+  }
+
+  function algorithm(name) {
+    return S.hello && S.hello.algorithms.find((a) => a.name === name);
+  }
+
+  function mapPanel(name, create = false) {
+    let fig = document.querySelector(`figure.map[data-algorithm="${CSS.escape(name)}"]`);
+    if (!fig && create) {
+      fig = $('map-template').content.firstElementChild.cloneNode(true);
+      fig.dataset.algorithm = name;
+      const a = algorithm(name);
+      fig.querySelector('.title').textContent = a ? a.title || name : name;
+      fig.title = a ? a.summary || '' : '';
+      fig.querySelector('canvas').dataset.testid = name.replace(/_/g, '-');
+      fig.hidden = true;
+      $('maps').append(fig);
+    }
+    return fig;
+  }
+
+  // ---- shared state -----------------------------------------------------------------------
+  function onState(st) {
+    S.state = st;
+    $('conv-layer').value = st.conv_layer;
+    $('fc-layer').value = st.fc_layer;
+    $('cam-layer').value = st.cam_layer;
+    $('grayscale').checked = st.grayscale;
+    $('normalize').value = st.normalize;
+    const pause = $('pause');
+    pause.setAttribute('aria-pressed', String(st.paused));
+    pause.textContent = st.paused ? '▶ Play' : '❚❚ Pause';
+    for (const box of $('algorithms').querySelectorAll('input')) box.checked = st.algorithms.includes(box.value);
+    for (const fig of document.querySelectorAll('figure.map')) fig.hidden = !st.algorithms.includes(fig.dataset.algorithm);
+    if (S.meta) { renderPredictions(S.meta.predictions); renderCaptions(S.meta); }
+    renderSelection();
+  }
+
+  $('pause').addEventListener('click', () => send({ type: 'pause', paused: !(S.state && S.state.paused) }));
+  $('grayscale').addEventListener('change', (e) => send({ type: 'view', grayscale: e.target.checked }));
+  $('normalize').addEventListener('change', (e) => send({ type: 'view', normalize: e.target.value }));
+  $('conv-layer').addEventListener('change', (e) => send({ type: 'view', conv_layer: e.target.value }));
+  $('fc-layer').addEventListener('change', (e) => send({ type: 'view', fc_layer: e.target.value }));
+  $('cam-layer').addEventListener('change', (e) => send({ type: 'view', cam_layer: e.target.value }));
+
+  // ---- predictions --------------------------------------------------------------------------
+  function renderPredictions(preds) {
+    const pinned = S.state ? S.state.cam_class : null;
+    const list = $('predictions');
+    list.replaceChildren(...preds.map((p) => {
+      const li = document.createElement('li');
+      li.dataset.index = p.index;
+      li.classList.toggle('pinned', p.index === pinned);
+      li.title = p.index === pinned ? 'pinned as the Grad-CAM class: click to follow the top-1 again'
+        : 'click to pin this class for Grad-CAM';
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.style.width = `${(100 * p.probability).toFixed(1)}%`;
+      const label = document.createElement('span');
+      label.className = 'label';
+      label.textContent = `${p.index === pinned ? '📌 ' : ''}${p.label}`;
+      const prob = document.createElement('span');
+      prob.className = 'prob';
+      prob.textContent = `${(100 * p.probability).toFixed(1)}%`;
+      li.append(bar, label, prob);
+      return li;
+    }));
+  }
+
+  $('predictions').addEventListener('click', (e) => {
+    const li = e.target.closest('li');
+    if (!li) return;
+    const index = Number(li.dataset.index);
+    send({ type: 'view', cam_class: S.state && S.state.cam_class === index ? null : index });
+  });
+
+  // ---- captions and the selection line ----------------------------------------------------------
+  const label = (i) => (S.hello && S.hello.labels[i] !== undefined ? S.hello.labels[i] : `class ${i}`);
+
+  function describeTarget(t) {
+    if (!t) return '';
+    if ('class' in t) return t.class === null || t.class === undefined ? 'top-1' : `class ${t.class} “${label(t.class)}”`;
+    if ('channel' in t) return `channel ${t.channel}`;
+    if ('neuron' in t) return `neuron ${t.neuron}`;
+    return '';
+  }
+
+  function renderCaptions(meta) {
+    const st = S.state;
+    for (const [name, info] of Object.entries(meta.maps || {})) {
+      const fig = mapPanel(name);
+      if (!fig) continue;
+      let text = describeTarget(info.target);
+      if (st && 'class' in info.target && st.cam_class !== null) text = `📌 ${text}`;
+      if (info.rule && info.rule !== 'standard') text += ` · ${info.rule}`;
+      fig.querySelector('.target').textContent = text;
+      fig.dataset.target = JSON.stringify(info.target);
+    }
+    const a = meta.activations;
+    $('channel-caption').textContent = a && meta.channel ? `${meta.channel.index} of ${a.layer}` : '';
+    if (a) $('grid-info').textContent = `${a.channels} channels · ${a.rows}×${a.cols} tiles · click a tile to select · hover for its range`;
+    const f = meta.fc;
+    $('fc-info').textContent = f ? `${f.neurons} neurons · [${fmt(f.value_range[0])}, ${fmt(f.value_range[1])}]` : '';
+    const inp = meta.panels.find((p) => p.name === 'input');
+    $('input-size').textContent = inp ? `${inp.width}×${inp.height}` : '';
+  }
+
+  const fmt = (v) => (v === null || v === undefined ? '–' : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
+
+  function isOutputLayer(name) {
+    const lin = S.hello ? S.hello.linear_layers : [];
+    const last = lin[lin.length - 1];
+    return last && last.name === name && last.shape[0] === S.hello.num_classes;
+  }
+
+  function renderSelection() {
+    const st = S.state;
+    if (!st) return;
+    const el = $('selection');
+    const parts = [];
+    parts.push(`conv <b>${esc(st.conv_layer)}</b> · channel <b>${st.channel}</b>`);
+    let neuron = 'none (click the FC map)';
+    if (st.neuron !== null) {
+      neuron = `<b>${st.neuron}</b>`;
+      if (isOutputLayer(st.fc_layer)) neuron += ` “${esc(label(st.neuron))}”`;
+      const f = S.meta && S.meta.fc;
+      if (f && f.layer === st.fc_layer && f.selected === st.neuron && f.selected_value !== null) neuron += ` = ${fmt(f.selected_value)}`;
+    }
+    parts.push(`fc <b>${esc(st.fc_layer)}</b> · neuron ${neuron}`);
+    const cam = st.cam_class === null ? 'top-1' : `pinned ${st.cam_class} “${esc(label(st.cam_class))}”`;
+    const gb = { channel: `channel ${st.channel}`, neuron: st.neuron === null ? 'class' : `neuron ${st.neuron}`, class: 'class' }[st.gb_source];
+    parts.push(`Grad-CAM: ${cam} · guided BP: ${gb}`);
+    el.innerHTML = parts.join('<br>');
+  }
+
+  function esc(s) {
+    return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
+  }
+
+  // ---- activation grid and FC map: click and hover ---------------------------------------------
+  function cellAt(canvas, ev, cellW, cellH, cols, count) {
+    const r = canvas.getBoundingClientRect();
+    const x = ((ev.clientX - r.left) / r.width) * canvas.width;
+    const y = ((ev.clientY - r.top) / r.height) * canvas.height;
+    const col = Math.floor(x / cellW);
+    const row = Math.floor(y / cellH);
+    if (col < 0 || row < 0 || col >= cols) return null;
+    const i = row * cols + col;
+    return i < count ? i : null;
+  }
+
+  function tileAt(ev) {
+    const a = S.meta && S.meta.activations;
+    return a ? cellAt($('activations'), ev, a.tile_w, a.tile_h, a.cols, a.channels) : null;
+  }
+
+  $('activations').addEventListener('click', (ev) => {
+    const ch = tileAt(ev);
+    if (ch !== null) send({ type: 'view', channel: ch, gb_source: 'channel' });
+  });
+
+  $('activations').addEventListener('mousemove', (ev) => {
+    const tip = $('tooltip');
+    const ch = tileAt(ev);
+    if (ch === null) { tip.hidden = true; return; }
+    const rg = S.ranges && S.ranges.length >= 2 * (ch + 1) ? ` · range [${fmt(S.ranges[2 * ch])}, ${fmt(S.ranges[2 * ch + 1])}]` : '';
+    tip.textContent = `channel ${ch}${rg}`;
+    const box = $('grid-box').getBoundingClientRect();
+    tip.hidden = false;
+    tip.style.left = `${Math.min(ev.clientX - box.left + 12, box.width - tip.offsetWidth - 4)}px`;
+    tip.style.top = `${Math.max(ev.clientY - box.top - 28, 4)}px`;
+  });
+  $('activations').addEventListener('mouseleave', () => { $('tooltip').hidden = true; });
+
+  $('fc').addEventListener('click', (ev) => {
+    const f = S.meta && S.meta.fc;
+    if (!f) return;
+    const n = cellAt($('fc'), ev, f.cell, f.cell, f.cols, f.neurons);
+    if (n !== null) send({ type: 'view', neuron: n, gb_source: 'neuron' });
+  });
+
+  // ---- status and errors --------------------------------------------------------------------------
+  function onStatus(s) {
+    S.status = s;
+    const el = $('status');
+    el.dataset.source = s.source.status;
+    const now = performance.now();
+    const tab = tabTimes.filter((t) => now - t <= 3000);
+    const tabFps = tab.length > 1 ? (tab.length - 1) / ((tab[tab.length - 1] - tab[0]) / 1000) : 0;
+    const parts = [
+      `<span class="dot"></span>${s.paused ? 'paused' : esc(s.source.status)}` +
+        (s.source.status === 'reconnecting' ? ` (attempt ${s.source.attempt})` : ''),
+      `dashboard ${s.fps.toFixed(1)} fps`,
+      `network ${s.net_fps ? s.net_fps.toFixed(1) : '–'} fps`,
+      `ratio ${s.ratio === null ? '–' : s.ratio.toFixed(2)}`,
+      `dropped ${s.dropped}`,
+      `${s.viewers} viewer${s.viewers === 1 ? '' : 's'}`,
+    ];
+    if (s.error) parts.push(`<span class="err">${esc(s.error)}</span>`);
+    else if (s.source.last_error && s.source.status !== 'playing') parts.push(`<span class="err">${esc(s.source.last_error)}</span>`);
+    el.innerHTML = parts.join(' · ');
+    el.title = `network FPS: ${s.net_fps_method}\nengine ${s.engine_ms} ms + encode ${s.encode_ms} ms per frame` +
+      ` (${s.encode_share === null ? '–' : (100 * s.encode_share).toFixed(1)}%), ${(s.frame_bytes / 1024).toFixed(0)} KiB` +
+      `\nthis tab: ${tabFps.toFixed(1)} fps`;
+  }
+
+  let toastTimer = null;
+  function onError(msg) {
+    S.errors.push(msg);
+    const t = $('toast');
+    t.textContent = msg.message;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
+  }
+
+  connect();
+})();
