@@ -17,10 +17,10 @@ from convscope.engine.result import MapOutput
 
 
 def target_role(name: str) -> str:
-    """``cam`` when an algorithm takes ``cam_target``, ``gb`` for ``gb_target`` (from the registry)."""
+    """``cam`` when an algorithm takes ``cam_target``, ``selection`` for ``gb_target`` (from the registry)."""
     from convscope import algorithms
 
-    return str(getattr(algorithms.get(name), "target_role", "cam"))
+    return algorithms.get(name).target_role
 
 
 def run_targets(
@@ -39,8 +39,8 @@ def run_targets(
         request: everything but the targets.
         top_k: how many top classes to explain (ignored with ``class_index``).
         class_index: explain this class only.
-        unit: the target of the input-gradient algorithms (``gb`` role) when it is a channel or
-            neuron rather than the class.
+        unit: the target of the input-gradient algorithms (``selection`` role) when it is a
+            channel or neuron rather than the class.
 
     Returns:
         ``out[i][k]``: image i's result for its k-th target; ``out[i][0]`` carries every
@@ -51,7 +51,7 @@ def run_targets(
     results = [[r] for r in engine.run_batch(frames, req)]
     if class_index is not None or top_k <= 1:
         return results
-    names = tuple(n for n in request.algorithms if unit is None or target_role(n) != "gb")
+    names = tuple(n for n in request.algorithms if unit is None or target_role(n) != "selection")
     if not names:
         return results
     for i, frame in enumerate(frames):
