@@ -22,8 +22,10 @@ from convscope.sources.masking import one_line
 
 log = logging.getLogger("convscope.sources")
 
-# Options that make live network input start fast and stay low-latency.
-_LIVE_OPTIONS = {"fflags": "nobuffer"}
+# Live input: analyse one second, not FFmpeg's default five, before the first frame. (No
+# "nobuffer": it throws away the analysed packets and so delays the first picture to the next
+# keyframe; latency is handled by keeping only the newest frame.)
+_LIVE_OPTIONS = {"analyzeduration": "1000000"}
 _SCHEME_OPTIONS = {
     # TCP interleaving: no lost packets, passes NAT and firewalls; most cameras support it.
     "rtsp": {"rtsp_transport": "tcp"},
@@ -63,6 +65,12 @@ class AvDecoder:
         options: dict[str, str] = {}
         if scheme is not None:
             _check_host(target, display)
+            # Socket-level timeouts too: a server that accepts and then says nothing fails within
+            # the read timeout even while FFmpeg is still "opening" (waiting for its reply).
+            micros = str(int(read_timeout * 1_000_000))
+            options["rw_timeout"] = micros
+            if scheme in ("rtsp", "rtsps", "tcp", "udp"):
+                options["timeout"] = micros
             options.update(_SCHEME_OPTIONS.get(scheme, {}))
             if always_live:
                 options.update(_LIVE_OPTIONS)
@@ -71,8 +79,10 @@ class AvDecoder:
         try:
             self._container = av.open(target, options=options, timeout=(open_timeout, read_timeout))
         except av.error.FFmpegError as exc:
-            timed_out = time.monotonic() - started >= 0.95 * open_timeout
-            raise SourceError(self._describe(exc, opening=True, timed_out=timed_out)) from None
+            elapsed = time.monotonic() - started
+            waited = open_timeout if elapsed >= 0.95 * open_timeout else read_timeout
+            timed_out = isinstance(exc, av.error.TimeoutError) or elapsed >= 0.95 * min(open_timeout, read_timeout)
+            raise SourceError(self._describe(exc, opening=True, timed_out=timed_out, waited=waited)) from None
         except OSError as exc:  # raised by PyAV for some protocol errors
             raise SourceError(f"cannot open {display}: {one_line(exc.strerror or str(exc))}") from None
         videos = self._container.streams.video
@@ -112,12 +122,14 @@ class AvDecoder:
             except Exception:  # closing a broken input must not hide the first error
                 pass
 
-    def _describe(self, exc: av.error.FFmpegError, opening: bool, timed_out: bool = False) -> str:
+    def _describe(
+        self, exc: av.error.FFmpegError, opening: bool, timed_out: bool = False, waited: float | None = None
+    ) -> str:
         """One line for an FFmpeg error, without the URL FFmpeg appends (it may hold a password)."""
         what = f"cannot open {self._display}" if opening else f"reading {self._display} failed"
         reason = one_line(getattr(exc, "strerror", None) or type(exc).__name__)
-        if isinstance(exc, av.error.ExitError) or timed_out:
-            seconds = self._open_timeout if opening else self._read_timeout
+        if isinstance(exc, av.error.ExitError | av.error.TimeoutError) or timed_out:
+            seconds = waited if waited is not None else self._read_timeout
             return f"{what}: no answer within {seconds:g} s (timed out)"
         if isinstance(exc, av.error.InvalidDataError) and opening:
             if self._is_url:

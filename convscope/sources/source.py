@@ -207,11 +207,11 @@ class Source:
                             got_frame = True
                             if first_open:
                                 self._set_info(raw.image, decoder)
+                            self._set_state(SourceState("playing"))
                             if attempt:
                                 self.reconnects += 1
                                 log.info("source %s is back after %d attempt(s)", self._display, attempt)
                             attempt = 0
-                            self._set_state(SourceState("playing"))
                         if self._live:
                             ts = time.monotonic() - self._t0
                         else:
