@@ -37,8 +37,10 @@ class FrameBuffer:
             return self._finished and not self._frames
 
     def put(self, frame: Frame, stop: threading.Event) -> None:
-        """Add a frame; in queue mode wait for room until ``stop`` is set."""
+        """Add a frame; in queue mode wait for room until ``stop`` is set. Ignored after :meth:`finish`."""
         with self._cond:
+            if self._finished:
+                return
             if self._latest_only:
                 self.dropped += len(self._frames)
                 self._frames.clear()

@@ -73,6 +73,13 @@ class Source:
         self._info: SourceInfo | None = None
         self._open_error: SourceError | None = None
         self._buffer: FrameBuffer | None = None
+        self._live = False
+        self._t0 = 0.0
+        self._index = 0  # frames handed to the buffer so far
+        self._attempt = 0  # failed reconnects in a row
+        self._offset = 0.0  # media time added on each loop of a file
+        self._last_ts = 0.0
+        self._period = 1.0 / 30.0
         self.reconnects = 0
         self.skipped: list[tuple[str, str]] = skipped if skipped is not None else []
         self._thread = threading.Thread(target=self._run, name=f"convscope-source-{kind}", daemon=True)
@@ -179,82 +186,85 @@ class Source:
             self._ready.set()
 
     def _read_all(self) -> None:
-        first_open = True
-        offset = 0.0  # media time added on each loop so timestamps keep increasing
-        index = 0
-        attempt = 0
+        first = True
         while not self._stop.is_set():
-            error: str | None = None
-            got_frame = False
-            last_ts = 0.0
-            in_pass = 0
-            try:
-                decoder = self._opener()
-            except SourceError as exc:
-                if first_open:
-                    raise self._fail_open(exc) from None
-                error = str(exc)
-            else:
-                try:
-                    if first_open:
-                        self._configure(decoder)
-                    clock: float | None = None
-                    period = 1.0 / decoder.fps if decoder.fps > 0 else 1.0 / 30.0
-                    for raw in decoder.frames():
-                        if self._stop.is_set():
-                            return
-                        if not got_frame:
-                            got_frame = True
-                            if first_open:
-                                self._set_info(raw.image, decoder)
-                            self._set_state(SourceState("playing"))
-                            if attempt:
-                                self.reconnects += 1
-                                log.info("source %s is back after %d attempt(s)", self._display, attempt)
-                            attempt = 0
-                        if self._live:
-                            ts = time.monotonic() - self._t0
-                        else:
-                            media = raw.timestamp if raw.timestamp is not None else in_pass * period
-                            ts = offset + media
-                            last_ts = ts
-                            if self._realtime:
-                                clock = self._pace(clock, ts)
-                        self._buffer.put(Frame(raw.image, index, ts, raw.path), self._stop)
-                        index += 1
-                        in_pass += 1
-                        if not self._ready.is_set():
-                            self._ready.set()
-                except SourceError as exc:
-                    error = str(exc)
-                finally:
-                    decoder.close()
+            got_frame, error = self._play_once(first)
             if self._stop.is_set():
                 return
-            if first_open and not got_frame:
+            if first and not got_frame:
                 raise self._fail_open(SourceError(error or f"no frames in {self._display}"))
-            first_open = False
-            if not self._live:
-                if error is not None:
-                    raise SourceError(error)
-                if not self._loop or not got_frame:
-                    self._end(None)
-                    return
-                offset = last_ts + period
-                continue
-            if error is None and not self._loop:
+            first = False
+            if not self._continue_after(got_frame, error):
+                return
+
+    def _play_once(self, first: bool) -> tuple[bool, str | None]:
+        """Open the input and hand out its frames until it ends; return (got a frame, error)."""
+        try:
+            decoder = self._opener()
+        except SourceError as exc:
+            if first:
+                raise self._fail_open(exc) from None
+            return False, str(exc)
+        in_pass = 0
+        try:
+            if first:
+                self._configure(decoder)
+            self._period = 1.0 / decoder.fps if decoder.fps > 0 else 1.0 / 30.0
+            clock: float | None = None
+            for raw in decoder.frames():
+                if self._stop.is_set():
+                    break
+                if in_pass == 0:
+                    self._on_first_frame(raw.image, decoder, first)
+                if self._live:
+                    ts = time.monotonic() - self._t0
+                else:
+                    ts = self._offset + (raw.timestamp if raw.timestamp is not None else in_pass * self._period)
+                    self._last_ts = ts
+                    if self._realtime:
+                        clock = self._pace(clock, ts)
+                self._buffer.put(Frame(raw.image, self._index, ts, raw.path), self._stop)
+                self._index += 1
+                in_pass += 1
+                self._ready.set()
+        except SourceError as exc:
+            return in_pass > 0, str(exc)
+        finally:
+            decoder.close()
+        return in_pass > 0, None
+
+    def _on_first_frame(self, image: np.ndarray, decoder: Decoder, first: bool) -> None:
+        if first:
+            h, w = image.shape[:2]
+            self._info = SourceInfo(self._kind, int(w), int(h), float(decoder.fps), self._live, self._display)
+        self._set_state(SourceState("playing"))
+        if self._attempt:
+            self.reconnects += 1
+            log.info("source %s is back after %d attempt(s)", self._display, self._attempt)
+        self._attempt = 0
+
+    def _continue_after(self, got_frame: bool, error: str | None) -> bool:
+        """The input ended: loop, reconnect after a backoff, or end. Returns whether to go on."""
+        if not self._live:
+            if error is not None:
+                raise SourceError(error)
+            if not self._loop or not got_frame:
                 self._end(None)
-                return
-            attempt += 1
-            reason = error or "the stream ended"
-            if self._max_reconnects is not None and attempt > self._max_reconnects:
-                self._end(f"{reason}; gave up after {self._max_reconnects} reconnect(s)")
-                return
-            delay = backoff_delay(attempt)
-            log.warning("source %s: %s; reconnecting in %.1f s (attempt %d)", self._display, reason, delay, attempt)
-            self._set_state(SourceState("reconnecting", attempt, reason))
-            if self._stop.wait(delay):
-                return
+                return False
+            self._offset = self._last_ts + self._period  # timestamps keep increasing across loops
+            return True
+        if error is None and not self._loop:
+            self._end(None)
+            return False
+        self._attempt += 1
+        reason = error or "the stream ended"
+        if self._max_reconnects is not None and self._attempt > self._max_reconnects:
+            self._end(f"{reason}; gave up after {self._max_reconnects} reconnect(s)")
+            return False
+        delay = backoff_delay(self._attempt)
+        log.warning("source %s: %s; reconnecting in %.1f s (attempt %d)", self._display, reason, delay, self._attempt)
+        self._set_state(SourceState("reconnecting", self._attempt, reason))
+        return not self._stop.wait(delay)
 
     def _configure(self, decoder: Decoder) -> None:
         """Choose the buffer policy once the first open tells whether the input is live."""
@@ -263,10 +273,6 @@ class Source:
             self._loop = self._live or self._kind == "demo"
         self._buffer = FrameBuffer(latest_only=self._live or self._realtime)
         self._t0 = time.monotonic()
-
-    def _set_info(self, image: np.ndarray, decoder: Decoder) -> None:
-        h, w = image.shape[:2]
-        self._info = SourceInfo(self._kind, int(w), int(h), float(decoder.fps), self._live, self._display)
 
     def _pace(self, clock: float | None, ts: float) -> float:
         """Sleep until media time ``ts`` is due on the wall clock; return the (maybe reset) clock."""

@@ -28,8 +28,13 @@ def _photo(name: str) -> np.ndarray:
 
 
 def clip_frame(i: int, n: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
-    """Frame ``i`` of an ``n``-frame test clip: an RGB uint8 crop of a real photo, ``size`` = (w, h)."""
+    """Frame ``i`` of an ``n``-frame test clip: an RGB uint8 crop of a real photo, ``size`` = (w, h).
+
+    ``size`` must fit inside chelsea (451x300), the smaller photo.
+    """
     w, h = size
+    if w > 451 or h > 300:
+        raise ValueError(f"clip frames are crops of real photos: at most 451x300, not {w}x{h}")
     half = max(1, n // 2)
     photo = _photo("chelsea" if i < half else "coffee")
     ph, pw = photo.shape[:2]

@@ -73,3 +73,10 @@ def test_finish_drains_then_ends_and_timeouts_return_none() -> None:
     assert buf.next(None).index == 7
     assert buf.next(None) is None
     assert buf.finished
+
+
+def test_frames_put_after_finish_are_ignored() -> None:
+    buf, stop = FrameBuffer(latest_only=True), threading.Event()
+    buf.finish()
+    buf.put(frame(1), stop)
+    assert buf.next(0) is None and buf.finished
