@@ -17,21 +17,39 @@ VIEW_SETS: dict[str, tuple[tuple[str, ...] | None, tuple[str, ...] | None]] = {
 }
 
 
-def default_request() -> ViewRequest:
-    """The request a fresh dashboard sends, so the benchmark measures what users run."""
-    return ViewRequest()
+def dashboard_request(layers: list, num_classes: int, gb_source: str | None = None) -> ViewRequest:
+    """The request a freshly opened live dashboard sends, so the benchmark measures what users run.
+
+    Args:
+        layers: the model's ``LayerInfo`` list (``Engine.layers``).
+        num_classes: length of the model's label list.
+        gb_source: what guided backprop explains, if not the dashboard's default (``channel``:
+            the selected channel of the last conv layer; ``class``: the Grad-CAM class, which
+            lets one guided backward serve guided backprop and guided Grad-CAM).
+    """
+    from convscope import algorithms
+    from convscope.server import protocol
+
+    space = protocol.ModelSpace.from_layers(layers, num_classes, tuple(algorithms.names()))
+    state = protocol.ViewState.initial(space)
+    if gb_source is not None:
+        if gb_source not in protocol.GB_SOURCES:
+            raise UsageError(f"unknown guided-backprop source {gb_source!r}; choose one of "
+                             f"{', '.join(protocol.GB_SOURCES)}")
+        state = dataclasses.replace(state, gb_source=gb_source)
+    return state.to_request()
 
 
 def view_request(views: str, base: ViewRequest | None = None) -> ViewRequest:
-    """The :class:`ViewRequest` of a named view set.
+    """The :class:`ViewRequest` of a named view set, derived from ``base`` (see :func:`dashboard_request`).
 
-    ``full`` is the dashboard's default (activation grid of the last conv layer, zoomed channel,
+    ``full`` is ``base`` as it is, by default (activation grid of the last conv layer, zoomed channel,
     FC map, top-5, Grad-CAM, guided backprop and guided Grad-CAM); ``activations`` keeps the
     panels and drops every algorithm; ``gradcam`` and ``guided`` keep the panels plus one.
     """
     if views not in VIEW_SETS:
         raise UsageError(f"unknown view set {views!r}; choose one of {', '.join(VIEW_SETS)}")
-    request = base if base is not None else default_request()
+    request = base if base is not None else ViewRequest()
     panels, algorithms = VIEW_SETS[views]
     changes: dict = {}
     if panels is not None:

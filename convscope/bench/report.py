@@ -19,6 +19,8 @@ class BenchReport:
         model: the bundle's display name.
         device: where the model ran (``cpu``, ``cuda:0``).
         views: the view set measured.
+        gb_source: the kind of target guided backprop explained (``channel``, ``class``,
+            ``neuron``), ``None`` when the view set has no guided backprop.
         source: the source spec the frames came from.
         distinct_frames: how many decoded frames both loops cycled through.
         rounds: rounds the loops took turns in.
@@ -33,6 +35,7 @@ class BenchReport:
     model: str
     device: str
     views: str
+    gb_source: str | None
     source: str
     distinct_frames: int
     rounds: int
@@ -53,6 +56,7 @@ class BenchReport:
             "model": self.model,
             "device": self.device,
             "views": self.views,
+            "gb_source": self.gb_source,
             "network_fps": _r(self.network.fps),
             "dashboard_fps": _r(self.dashboard.fps),
             "ratio": _r(self.ratio, 4),
@@ -72,7 +76,8 @@ class BenchReport:
     def format_text(self) -> str:
         """A few human-readable lines."""
         lines = [
-            f"{self.model} on {self.device}, views {self.views}, "
+            f"{self.model} on {self.device}, views {self.views}"
+            + (f" (guided backprop of the {self.gb_source})" if self.gb_source else "") + ", "
             f"{self.distinct_frames} frames from {self.source}, {self.rounds} rounds, {self.threads} threads",
             f"{'loop':<10} {'frames':>6} {'FPS':>8} {'ms/frame':>9}",
         ]

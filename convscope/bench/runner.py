@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from convscope.bench.config import BenchConfig, view_request
+from convscope.bench.config import BenchConfig, dashboard_request, view_request
 from convscope.bench.loops import DashboardLoop, Encoder, NetworkLoop, default_encoder
 from convscope.bench.memory import MemoryTrace
 from convscope.bench.report import BenchReport
@@ -41,6 +41,7 @@ def run_bench(
     encode: Encoder | None = None,
     engine: Any = None,
     sync_stages: bool = False,
+    gb_source: str | None = None,
 ) -> BenchReport:
     """Measure the bare network and the dashboard on the same frames.
 
@@ -49,11 +50,13 @@ def run_bench(
         frames: decoded RGB uint8 frames (decode them once, before calling).
         config: view set, duration or frame count, rounds, warm-up.
         source: the spec the frames came from (for the report).
-        request: the dashboard's request; default: the view set's request.
+        request: the dashboard's request; default: the view set applied to the request a fresh
+            live dashboard sends for this model.
         encode: how a result becomes bytes; default: the live server's encoder.
         engine: an engine to reuse; default: a new one, closed at the end.
         sync_stages: on CUDA, synchronise at every stage boundary of a new engine so each stage
             is charged its own GPU work (exact stage times, slightly lower dashboard FPS).
+        gb_source: what guided backprop explains, when not the dashboard's default.
 
     Returns:
         The report (FPS of both loops, their ratio, stage medians, memory).
@@ -63,11 +66,10 @@ def run_bench(
     engine = _make_engine(bundle, sync_stages) if own_engine else engine
     try:
         network = NetworkLoop(bundle)
-        dashboard = DashboardLoop(
-            engine,
-            request if request is not None else view_request(config.views),
-            encode if encode is not None else default_encoder(),
-        )
+        if request is None:
+            base = dashboard_request(engine.layers, bundle.num_classes, gb_source)
+            request = view_request(config.views, base)
+        dashboard = DashboardLoop(engine, request, encode if encode is not None else default_encoder())
         memory = MemoryTrace(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -84,6 +86,7 @@ def run_bench(
         model=bundle.name,
         device=str(device),
         views=config.views,
+        gb_source=_gb_source(request),
         source=source,
         distinct_frames=len(frames),
         rounds=config.rounds,
@@ -93,3 +96,10 @@ def run_bench(
         memory=memory.as_dict(),
         stages_synced=device.type != "cuda" or (sync_stages and own_engine),
     )
+
+
+def _gb_source(request: ViewRequest) -> str | None:
+    """What guided backprop explained (``None`` when it was not computed)."""
+    if "guided_backprop" not in request.algorithms:
+        return None
+    return request.gb_target.kind

@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"distinct frames decoded up front and cycled (default: {DEFAULT_COUNT})")
     p.add_argument("--views", choices=tuple(VIEW_SETS), default="full",
                    help="what the dashboard computes (default: full)")
+    p.add_argument("--gb-source", choices=("channel", "class"),
+                   help="what guided backprop explains (default: as a fresh dashboard, the selected channel "
+                   "of the last conv layer; 'class' shares one guided backward with guided Grad-CAM)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=float, default=20.0, metavar="N",
                         help="timed seconds, both loops together (default: 20)")
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages)
+        report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages,
+                           gb_source=args.gb_source)
     finally:
         torch.set_num_threads(threads)
     if args.json:

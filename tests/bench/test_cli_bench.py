@@ -28,6 +28,8 @@ def test_json_report_offline_model(capsys, views):
     assert {"model", "device", "views", "network_fps", "dashboard_fps", "ratio", "stages", "memory"} <= set(report)
     assert report["model"] == "efficientnet_lite0" and report["device"] == "cpu" and report["views"] == views
     assert report["frames"] == {"network": 2, "dashboard": 2}
+    # what a freshly opened dashboard shows: guided backprop of the selected channel
+    assert report["gb_source"] == (None if views == "activations" else "channel")
     assert report["network_fps"] > 0 and report["dashboard_fps"] > 0
     assert report["ratio"] == pytest.approx(report["dashboard_fps"] / report["network_fps"], rel=2e-3)
     stages = report["stages"]
@@ -46,10 +48,10 @@ def test_json_report_offline_model(capsys, views):
 def test_video_source_and_text_table(capsys, h264_mp4):
     threads = torch.get_num_threads()
     code = main(["bench", *TINY, "--source", str(h264_mp4), "-m", "resnet18", "--weights", "random",
-                 "--views", "gradcam"])
+                 "--views", "full", "--gb-source", "class"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "resnet18 (random weights) on cpu, views gradcam, 3 frames from" in out
+    assert "resnet18 (random weights) on cpu, views full (guided backprop of the class), 3 frames from" in out
     assert "ratio (dashboard / network FPS):" in out
     assert "dashboard stages (median ms):" in out and "encode" in out
     assert "memory: RSS" in out

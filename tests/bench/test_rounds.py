@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import skimage.data
 
-from convscope.bench.config import BenchConfig, view_request
+from convscope.bench.config import BenchConfig, dashboard_request, view_request
 from convscope.bench.rounds import run_rounds
 from convscope.bench.stats import stage_medians, summarise
+from convscope.engine.request import Target
 from convscope.errors import UsageError
+from convscope.models import discover_layers, load_model
 
 
 class Recorder:
@@ -101,6 +103,18 @@ def test_view_sets():
     assert view_request("guided").algorithms == ("guided_backprop",)
     with pytest.raises(UsageError, match="unknown view set"):
         view_request("everything")
+
+
+def test_dashboard_request_is_what_a_fresh_dashboard_shows():
+    layers = discover_layers(load_model("resnet18", weights="random"))
+    request = dashboard_request(layers, 1000)
+    assert request.conv_layer == request.cam_layer == "layer4.1.conv2" and request.fc_layer == "fc"
+    assert request.gb_target == Target("channel", 0, "layer4.1.conv2")
+    assert request.cam_target == Target("class", None)
+    assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
+    assert dashboard_request(layers, 1000, "class").gb_target == Target("class", None)
+    with pytest.raises(UsageError, match="guided-backprop source"):
+        dashboard_request(layers, 1000, "pixel")
 
 
 @pytest.mark.parametrize("kwargs", [{"frames": 0}, {"seconds": 0}, {"rounds": 0}, {"warmup": -1}])
