@@ -16,10 +16,14 @@ from convscope.errors import RequestError, suggest
 from convscope.models.layers import LayerInfo, resolve_layer
 
 
-def _layer(layers: list[LayerInfo], key: str | int | None, kind: str, what: str) -> str | None:
+def _layer(layers: list[LayerInfo], key: str | int | None, kind: str) -> str | None:
+    """A layer's qualified name; an exact name wins over an index (``nn.Sequential`` names are digits)."""
     pool = [layer for layer in layers if layer.kind == kind]
     if key is None:
         return pool[-1].name if pool else None
+    for layer in pool:
+        if layer.name == key:
+            return layer.name
     return resolve_layer(layers, key, kind).name  # type: ignore[arg-type]
 
 
@@ -46,14 +50,14 @@ def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: i
             _check_index(t.index, num_classes or None, f"{field}: class")
         return Target("class", t.index, None)
     if t.kind == "channel":
-        layer = _layer(layers, t.layer, "conv", "conv layer") if t.layer is not None else req.conv_layer
+        layer = _layer(layers, t.layer, "conv") if t.layer is not None else req.conv_layer
         if layer is None:
             raise RequestError(f"{field}: the model has no conv layer to take a channel of")
         index = req.channel if t.index is None else t.index
         _check_index(index, _size(layers, layer), f"{field}: channel of {layer}")
         return Target("channel", index, layer)
     if t.kind == "neuron":
-        layer = _layer(layers, t.layer, "linear", "linear layer") if t.layer is not None else req.fc_layer
+        layer = _layer(layers, t.layer, "linear") if t.layer is not None else req.fc_layer
         if layer is None:
             raise RequestError(f"{field}: the model has no linear layer to take a neuron of")
         index = req.neuron if t.index is None else t.index
@@ -93,9 +97,9 @@ def resolve_request(
             "TorchScript models hide their layers: only the input and predictions can be shown"
         )
 
-    conv = _layer(layers, request.conv_layer, "conv", "conv layer")
-    fc = _layer(layers, request.fc_layer, "linear", "linear layer")
-    cam = _layer(layers, request.cam_layer, "conv", "conv layer")
+    conv = _layer(layers, request.conv_layer, "conv")
+    fc = _layer(layers, request.fc_layer, "linear")
+    cam = _layer(layers, request.cam_layer, "conv")
     req = dataclasses.replace(request, conv_layer=conv, fc_layer=fc, cam_layer=cam, algorithms=algos)
     if conv is not None and {"activations", "channel"} & set(request.panels):
         _check_index(request.channel, _size(layers, conv), f"channel of {conv}")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import MixedReLUNet, seeded, tiny_bundle
 
 from convscope.engine import Engine, Target, ViewRequest
-from convscope.engine.render import colorize, normalize
+from convscope.engine.render import normalize
 from convscope.models import load_model
 from convscope.models.preprocess import to_input
 
