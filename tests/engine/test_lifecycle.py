@@ -101,13 +101,12 @@ def test_close_is_idempotent_and_closed_engine_refuses(chelsea):
 def test_two_hundred_frames_leave_memory_flat(chelsea, coffee):
     bundle = tiny_bundle(seeded(MixedReLUNet), size=64)
     frames = [chelsea, coffee]
-    rss = psutil.Process().memory_info().rss
     with Engine(bundle) as engine:
         req = ViewRequest(algorithms=ALL)
         for i in range(20):
             engine.run(frames[i % 2], req)
         gc.collect()
-        start = rss = psutil.Process().memory_info().rss
+        start = psutil.Process().memory_info().rss
         for i in range(200):
             res = engine.run(frames[i % 2], req)
         gc.collect()

@@ -89,7 +89,7 @@ def test_packer_round_trip_in_one_buffer():
     assert out["d"].shape == (3,) and out["e"].shape == (1,)
 
     def root(v):
-        while v.base is not None:
+        while isinstance(v.base, np.ndarray):
             v = v.base
         return v
 
