@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 writer.item(item, results)
 
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
-                            progress=not args.quiet)
+                            progress=False if args.quiet else None)
     report = write_json(layout.base / "report.json", writer.report())
     if not args.quiet:
         count = sum(len(i["outputs"]) for i in writer.items)

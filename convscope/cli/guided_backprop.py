@@ -74,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{path}: {session.caption(gb, result, bundle.labels)}{note}")
 
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
-                            progress=not args.quiet)
+                            progress=False if args.quiet else None)
     session.finish(summary, layout, inputs, quiet=args.quiet, stream=sys.stderr)
     return 0

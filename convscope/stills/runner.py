@@ -69,7 +69,7 @@ def run_items(
     *,
     batch_size: int = 8,
     strict: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Summary:
     """Decode ``inputs`` batch by batch and hand each batch to ``process``.
 
@@ -78,7 +78,8 @@ def run_items(
         process: called with the items of a batch and their RGB frames.
         batch_size: images per engine batch.
         strict: an unreadable file is an error instead of a warning.
-        progress: show a progress bar (images/s) on stderr for folders and videos.
+        progress: show a progress bar (images/s) on stderr for folders and videos; None shows it
+            only when stderr is a terminal.
 
     Returns:
         The summary; unreadable files of a folder or video are listed in ``skipped``.
@@ -90,13 +91,21 @@ def run_items(
     if batch_size < 1:
         raise InputError(f"--batch-size must be 1 or more, got {batch_size}")
     summary = Summary()
-    show = progress and inputs.kind != "image"
-    with tqdm(total=inputs.count, unit="img", desc="convscope", disable=not show, file=sys.stderr,
-              dynamic_ncols=True, leave=True) as bar:
-        for items, frames in _batches(inputs, batch_size, summary, strict, bar):
-            process(items, frames)
-            summary.done += len(items)
-            bar.update(len(items))
+    disable: bool | None = None  # tqdm: None = show only on a terminal
+    if inputs.kind == "image" or progress is False:
+        disable = True
+    elif progress:
+        disable = False
+    with tqdm(total=inputs.count, unit="img", desc="convscope", disable=disable, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        try:
+            for items, frames in _batches(inputs, batch_size, summary, strict, bar):
+                process(items, frames)
+                summary.done += len(items)
+                bar.update(len(items))
+        except BaseException:
+            bar.leave = False  # an error line should not share the screen with a half bar
+            raise
     if summary.done == 0 and summary.skipped:
         raise InputError(f"none of the {len(summary.skipped)} input file(s) could be read "
                          f"(first: {summary.skipped[0][0]}: {summary.skipped[0][1]})")

@@ -50,6 +50,7 @@ def test_gradcam_of_the_top_cat_class_lies_on_the_cat(capsys, chelsea_path, tmp_
     assert FACE_BOX[0] <= x <= FACE_BOX[2] and FACE_BOX[1] <= y <= FACE_BOX[3], (x, y)
 
 
+@pytest.mark.slow
 def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path):
     report = _explain(capsys, chelsea_path, tmp_path, "--top-k", "2", "--save-raw")
     names = set(algorithms.names())
@@ -113,6 +114,7 @@ def test_help_lists_every_registered_algorithm(capsys):
         assert algorithms.get(name).title in out.out
 
 
+@pytest.mark.slow
 def test_folder_report_and_unit_targets(capsys, photo_folder, tmp_path):
     report = _explain(capsys, photo_folder / "set_b", tmp_path, "--algorithms", "gradcam,guided_backprop",
                       "--neuron", "classifier:285", "--batch-size", "4")

@@ -36,6 +36,7 @@ def test_into_existing_folder_keeps_input_name_and_class_flag(capsys, chelsea_pa
     assert "class 281 tabby" in out.out
 
 
+@pytest.mark.slow
 def test_folder_with_a_corrupt_file(capsys, photo_folder, tmp_path):
     dest = tmp_path / "maps"
     out = cli(capsys, "gradcam", "-i", photo_folder, "-o", dest, "--top-k", "1", "--batch-size", "8", *MODEL)
@@ -91,6 +92,7 @@ def test_input_and_output_errors(capsys, chelsea_path, tmp_path):
     one_line_error(usage, code=2)
 
 
+@pytest.mark.slow
 def test_console_script(chelsea_path, tmp_path):
     exe = Path(sys.executable).with_name("convscope")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "convscope"]

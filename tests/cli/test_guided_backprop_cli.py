@@ -14,6 +14,7 @@ def _image(path) -> np.ndarray:
     return np.asarray(Image.open(path)).astype(np.int16)
 
 
+@pytest.mark.slow
 def test_targets_write_one_image_each(capsys, chelsea_path, tmp_path):
     runs = {
         "top1": (),

@@ -110,3 +110,11 @@ def test_runner_single_unreadable_image_is_an_error(tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(InputError, match="cannot read"):
         run_items(expand_input(bad), lambda items, frames: None, progress=False)
+
+
+def test_progress_bar_counts_images_per_second(photo_folder, capsys):
+    run_items(expand_input(photo_folder / "set_b"), lambda items, frames: None, batch_size=4, progress=True)
+    err = capsys.readouterr().err
+    assert "16/16" in err and "img/s" in err
+    run_items(expand_input(photo_folder / "set_b"), lambda items, frames: None, progress=False)
+    assert capsys.readouterr().err == ""
