@@ -30,6 +30,7 @@ class BenchReport:
         memory: start/end memory figures (MiB).
         stages_synced: stage times include their own device work (always true off CUDA); when
             false, a CUDA stage time is its launch time and the waiting shows up in ``copy``.
+        encode_thread: the dashboard encoded on a worker thread, overlapping the next frame.
     """
 
     model: str
@@ -44,6 +45,7 @@ class BenchReport:
     dashboard: LoopStats
     memory: dict[str, float] = field(default_factory=dict)
     stages_synced: bool = True
+    encode_thread: bool = False
 
     @property
     def ratio(self) -> float:
@@ -71,13 +73,15 @@ class BenchReport:
             "threads": self.threads,
             "memory": self.memory,
             "stages_synced": self.stages_synced,
+            "encode_thread": self.encode_thread,
         }
 
     def format_text(self) -> str:
         """A few human-readable lines."""
         lines = [
             f"{self.model} on {self.device}, views {self.views}"
-            + (f" (guided backprop of the {self.gb_source})" if self.gb_source else "") + ", "
+            + (f" (guided backprop of the {self.gb_source})" if self.gb_source else "")
+            + (", encoding on a worker thread" if self.encode_thread else "") + ", "
             f"{self.distinct_frames} frames from {self.source}, {self.rounds} rounds, {self.threads} threads",
             f"{'loop':<10} {'frames':>6} {'FPS':>8} {'ms/frame':>9}",
         ]

@@ -24,6 +24,13 @@ class Loop(Protocol):
     def step(self, frame: np.ndarray) -> StageTimes: ...
 
 
+def _finish(loop: Loop) -> None:
+    """Let a pipelined loop complete its pending work (untimed) before the other loop's turn."""
+    finish = getattr(loop, "finish", None)
+    if finish is not None:
+        finish()
+
+
 @dataclass
 class Samples:
     """One loop's timed frames.
@@ -86,6 +93,7 @@ def run_rounds(
     for loop in loops:
         for _ in range(config.warmup):
             _timed(loop, cycles[loop.name].next(), sync)
+        _finish(loop)
     if after_warmup is not None:
         after_warmup()
     for r in range(config.rounds):
@@ -104,6 +112,7 @@ def run_rounds(
                 out.stages.append(stages)
                 n += 1
             out.rounds.append((n, time.perf_counter() - start))
+            _finish(loop)
         if after_round is not None:
             after_round(r)
     return samples

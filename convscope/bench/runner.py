@@ -42,6 +42,7 @@ def run_bench(
     engine: Any = None,
     sync_stages: bool = False,
     gb_source: str | None = None,
+    encode_thread: bool = False,
 ) -> BenchReport:
     """Measure the bare network and the dashboard on the same frames.
 
@@ -57,6 +58,7 @@ def run_bench(
         sync_stages: on CUDA, synchronise at every stage boundary of a new engine so each stage
             is charged its own GPU work (exact stage times, slightly lower dashboard FPS).
         gb_source: what guided backprop explains, when not the dashboard's default.
+        encode_thread: encode frame N on a worker thread while the engine computes frame N+1.
 
     Returns:
         The report (FPS of both loops, their ratio, stage medians, memory).
@@ -64,12 +66,14 @@ def run_bench(
     device = bundle.device
     own_engine = engine is None
     engine = _make_engine(bundle, sync_stages) if own_engine else engine
+    dashboard = None
     try:
         network = NetworkLoop(bundle)
         if request is None:
             base = dashboard_request(engine.layers, bundle.num_classes, gb_source)
             request = view_request(config.views, base)
-        dashboard = DashboardLoop(engine, request, encode if encode is not None else default_encoder())
+        dashboard = DashboardLoop(engine, request, encode if encode is not None else default_encoder(),
+                                  encode_thread=encode_thread)
         memory = MemoryTrace(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -78,6 +82,8 @@ def run_bench(
             after_warmup=memory.take, after_round=memory.take,
         )
     finally:
+        if dashboard is not None:
+            dashboard.close()
         if own_engine:
             close = getattr(engine, "close", None)
             if close is not None:
@@ -95,6 +101,7 @@ def run_bench(
         dashboard=summarise(samples["dashboard"]),
         memory=memory.as_dict(),
         stages_synced=device.type != "cuda" or (sync_stages and own_engine),
+        encode_thread=encode_thread,
     )
 
 

@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="untimed frames per loop before timing (default: 3)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch intra-op threads for both loops (default: torch's choice)")
+    p.add_argument("--encode-thread", action="store_true",
+                   help="encode each frame on a worker thread while the engine computes the next one "
+                   "(what pipelining the live server would gain)")
     p.add_argument("--sync-stages", action="store_true",
                    help="on CUDA, synchronise at every stage so stage times are exact (costs some FPS)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages,
-                           gb_source=args.gb_source)
+                           gb_source=args.gb_source, encode_thread=args.encode_thread)
     finally:
         torch.set_num_threads(threads)
     if args.json:

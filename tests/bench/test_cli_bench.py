@@ -58,6 +58,13 @@ def test_video_source_and_text_table(capsys, h264_mp4):
     assert "2 rounds, 1 threads" in out and torch.get_num_threads() == threads  # restored afterwards
 
 
+def test_encode_thread_reports_each_frames_encoding_and_the_wait(capsys):
+    report = bench_json(capsys, "--views", "activations", "--encode-thread")
+    assert report["encode_thread"] is True
+    assert report["stages"]["encode"] > 0 and report["stages"]["encode_wait"] >= 0
+    assert report["ratio"] == pytest.approx(report["dashboard_fps"] / report["network_fps"], rel=2e-3)
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [

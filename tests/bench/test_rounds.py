@@ -121,3 +121,17 @@ def test_dashboard_request_is_what_a_fresh_dashboard_shows():
 def test_bad_budgets_are_usage_errors(kwargs):
     with pytest.raises(UsageError):
         BenchConfig(**kwargs)
+
+
+class Pipelined(Recorder):
+    """A loop with pending work that must be finished before the other loop's turn."""
+
+    def finish(self) -> None:
+        self.log.append(("finish", -1))
+
+
+def test_pipelined_loops_finish_before_every_other_turn():
+    log: list[tuple[str, int]] = []
+    run_rounds([Pipelined("a", log), Recorder("b", log)], frames_marked(2), BenchConfig(frames=2, rounds=2, warmup=1))
+    names = [name for name, _ in log]
+    assert names == ["a", "finish", "b", "a", "finish", "b", "b", "a", "finish"]
