@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--token", metavar="T", help="the token viewers must present (default: a random one, printed)")
     g.add_argument("--no-token", action="store_true", help="serve without a token (anyone who can reach the port sees it)")
     g.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="start a file again at its end (default: on for the demo and live streams, off for files)")
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
     p.set_defaults(func=run)
 
@@ -77,11 +79,9 @@ def _urls(host: str, port: int, token: str | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from convscope import algorithms
     from convscope.engine import Engine
-    from convscope.server import protocol
-    from convscope.server.app import Dashboard, create_app
-    from convscope.server.pipeline import Pipeline, make_net_probe
+    from convscope.server.app import create_app
+    from convscope.server.dashboard import make_dashboard
     from convscope.server.security import Guard, choose_token, is_loopback
     from convscope.sources import open_source
 
@@ -90,27 +90,11 @@ def run(args: argparse.Namespace) -> int:
     token = choose_token(args.host, args.token, args.no_token)
     loopback = is_loopback(args.host)
     sock = _bind(args.host, args.port)
-    source = None
+    source = engine = None
     try:
         bundle = load_model_from_args(args)
         engine = Engine(bundle)
-        source = open_source(args.source, realtime=True)
-        names = tuple(algorithms.names())
-        space = protocol.ModelSpace.from_layers(engine.layers, bundle.num_classes, names)
-        state = protocol.ViewState.initial(space)
-        engine.resolve(state.to_request())
-        menu = []
-        for name in names:
-            alg = algorithms.get(name)
-            menu.append({"name": name, "title": alg.title, "summary": alg.summary, "target_role": alg.target_role})
-        info = source.info
-        hello = protocol.hello_message(
-            bundle.name, engine.layers, bundle.labels, menu,
-            {"kind": info.kind, "spec": info.spec, "width": info.width, "height": info.height,
-             "fps": info.fps, "live": info.live},
-            space,
-        )
-        pipeline = Pipeline(engine, source, state, quality=args.quality, net_probe=make_net_probe(bundle))
+        source = open_source(args.source, realtime=True, loop=args.loop)
         port = sock.getsockname()[1]
         urls = _urls(args.host, port, token)
 
@@ -126,12 +110,15 @@ def run(args: argparse.Namespace) -> int:
             if args.open:
                 threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()
 
-        dash = Dashboard(pipeline, space, hello, Guard(token, loopback_only=loopback), engine.resolve, announce)
+        dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
+                              on_startup=announce)
         config = uvicorn.Config(create_app(dash), log_level="warning", timeout_graceful_shutdown=1,
                                 lifespan="on", access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         if source is not None:
             source.close()
+        if engine is not None:
+            engine.close()
         sock.close()
     return 0

@@ -10,10 +10,8 @@ import asyncio
 import contextlib
 import json
 import mimetypes
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,11 +19,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from convscope.engine.request import ViewRequest
 from convscope.errors import ConvscopeError, RequestError
 from convscope.server import protocol
+from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
-from convscope.server.pipeline import Pipeline
 from convscope.server.security import COOKIE, Guard
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,27 +42,6 @@ def static_files(folder: Path = STATIC_DIR) -> dict[str, Path]:
         if path.is_file() and real.parent == root and not path.name.startswith("."):
             table[path.name] = real
     return table
-
-
-@dataclass
-class Dashboard:
-    """Everything the app serves.
-
-    Attributes:
-        pipeline: the engine thread (started and stopped with the app).
-        space: what selections may name.
-        hello: the first message of every viewer (see :func:`protocol.hello_message`).
-        guard: token / Host / Origin checks.
-        resolve: validates a request against the model before it is accepted (``Engine.resolve``).
-        on_startup: called once the app runs (the CLI prints the URL there).
-    """
-
-    pipeline: Pipeline
-    space: protocol.ModelSpace
-    hello: dict
-    guard: Guard
-    resolve: Callable[[ViewRequest], Any] | None = None
-    on_startup: Callable[[], None] | None = None
 
 
 def _error(message: str, about: str | None = None) -> str:

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 from server_helpers import WS, receive_frame, receive_json
 
+from convscope import algorithms
+
 BAD_MESSAGES = [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
@@ -19,8 +21,8 @@ BAD_MESSAGES = [
     ('{"channel": 2}', "string 'type'"),
     ('{"type": "view"}', "at least one"),
     ('{"type": "view", "conv_layer": "no.such.layer"}', "unknown conv layer"),
-    ('{"type": "view", "conv_layer": "classifier"}', "unknown conv layer"),
-    ('{"type": "view", "fc_layer": "features.0"}', "unknown linear layer"),
+    ('{"type": "view", "conv_layer": "fc2"}', "unknown conv layer"),
+    ('{"type": "view", "fc_layer": "conv1"}', "unknown linear layer"),
     ('{"type": "view", "channel": 16}', "out of range"),
     ('{"type": "view", "channel": -1}', "out of range"),
     ('{"type": "view", "channel": 1.5}', "integer"),
@@ -47,18 +49,21 @@ def decode(payload: bytes) -> np.ndarray:
 def test_hello_state_and_frames(client):
     with client.websocket_connect(WS) as ws:
         hello = receive_json(ws, "hello")
-        assert [la["name"] for la in hello["conv_layers"]] == ["features.0", "features.3"]
-        assert hello["conv_layers"][1]["shape"] == [16, 28, 28]
-        assert [a["name"] for a in hello["algorithms"]][:3] == ["gradcam", "guided_backprop", "guided_gradcam"]
+        assert [la["name"] for la in hello["conv_layers"]] == ["conv1", "conv2"]
+        assert hello["conv_layers"][1]["shape"] == [16, 32, 32]
+        assert [la["name"] for la in hello["linear_layers"]] == ["fc1", "fc2"]
+        assert [a["name"] for a in hello["algorithms"]] == list(algorithms.names())
+        assert all(a["title"] and a["summary"] for a in hello["algorithms"])
+        assert hello["labels"][:2] == ["class 0", "class 1"] and hello["num_classes"] == 10
         state = receive_json(ws, "state")
-        assert state["conv_layer"] == "features.3" and state["fc_layer"] == "classifier"
+        assert state["conv_layer"] == "conv2" and state["fc_layer"] == "fc2"
         assert state["paused"] is False
         seqs = []
         for _ in range(3):
             meta, parts = receive_frame(ws)
             seqs.append(meta["seq"])
-            assert decode(parts["input"]).shape == (224, 224, 3)
-            assert decode(parts["map:gradcam"]).shape == (224, 224, 3)
+            assert decode(parts["input"]).shape == (64, 64, 3)
+            assert decode(parts["map:gradcam"]).shape == (64, 64, 3)
             ranges = np.frombuffer(parts["ranges"], "<f4").reshape(-1, 2)
             assert ranges.shape == (16, 2)
         assert seqs == sorted(seqs) and len(set(seqs)) == 3
@@ -67,16 +72,16 @@ def test_hello_state_and_frames(client):
 def test_selection_is_shared_by_all_viewers(client, dashboard):
     with client.websocket_connect(WS) as a, client.websocket_connect(WS) as b:
         receive_json(b, "state")
-        a.send_text(json.dumps({"type": "view", "conv_layer": "features.0", "channel": 5}))
+        a.send_text(json.dumps({"type": "view", "conv_layer": "conv1", "channel": 5}))
         for ws in (a, b):
             state = receive_json(ws, "state")
-            while state["conv_layer"] != "features.0":
+            while state["conv_layer"] != "conv1":
                 state = receive_json(ws, "state")
             assert state["channel"] == 5
         # the next frames are computed with the new selection
         for _ in range(20):
             meta, _ = receive_frame(b)
-            if meta["activations"]["layer"] == "features.0":
+            if meta["activations"]["layer"] == "conv1":
                 break
         assert meta["activations"]["channels"] == 8 and meta["channel"]["index"] == 5
         assert dashboard.pipeline.state.channel == 5
@@ -86,11 +91,11 @@ def test_switching_layer_keeps_channel_only_if_it_exists(client, dashboard):
     with client.websocket_connect(WS) as ws:
         ws.send_text(json.dumps({"type": "view", "channel": 12}))
         assert receive_json(ws, "state")["channel"] in (0, 12)  # the first state may predate the change
-        ws.send_text(json.dumps({"type": "view", "conv_layer": "features.0"}))
+        ws.send_text(json.dumps({"type": "view", "conv_layer": "conv1"}))
         state = receive_json(ws, "state")
-        while state["conv_layer"] != "features.0":
+        while state["conv_layer"] != "conv1":
             state = receive_json(ws, "state")
-        assert state["channel"] == 0  # features.0 has 8 channels
+        assert state["channel"] == 0  # conv1 has 8 channels
 
 
 @pytest.mark.parametrize(("raw", "reason"), BAD_MESSAGES)
@@ -118,14 +123,14 @@ def test_binary_message_is_refused(client, dashboard):
 
 
 def test_pause_freezes_the_frame_but_selections_are_computed(dashboard, client):
-    engine_runs = dashboard.pipeline.engine.requests
+    pipeline = dashboard.pipeline
     with client.websocket_connect(WS) as ws:
         receive_frame(ws)
         ws.send_text(json.dumps({"type": "pause", "paused": True}))
         state = receive_json(ws, "state")
         assert state["paused"] is True
         # frames computed before the pause may still be on their way: wait until none comes
-        n = len(engine_runs)
+        n = pipeline.frames
         ws.send_text(json.dumps({"type": "view", "channel": 7}))
         meta, parts = receive_frame(ws)
         while meta["channel"]["index"] != 7:
@@ -136,7 +141,7 @@ def test_pause_freezes_the_frame_but_selections_are_computed(dashboard, client):
         while meta["channel"]["index"] != 9:
             meta, parts = receive_frame(ws)
         assert parts["input"] == frozen  # same frame, new selection
-        assert len(engine_runs) - n <= 4  # no free-running while paused
+        assert pipeline.frames - n <= 4  # no free-running while paused
         ws.send_text(json.dumps({"type": "pause", "paused": False}))
         for _ in range(50):
             meta, parts = receive_frame(ws)

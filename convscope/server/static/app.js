@@ -86,6 +86,7 @@
       if (canvas) paint(canvas, bitmap);
       bitmap.close();
     }
+    highlight();
     fitAll();
     renderPredictions(meta.predictions);
     renderCaptions(meta);
@@ -94,6 +95,25 @@
     const now = performance.now();
     tabTimes.push(now);
     while (tabTimes.length && now - tabTimes[0] > 3000) tabTimes.shift();
+  }
+
+  // Outline the selected tile and FC cell on the freshly drawn images.
+  function highlight() {
+    const st = S.state;
+    const m = S.meta;
+    if (!st || !m) return;
+    const a = m.activations;
+    if (a && a.layer === st.conv_layer && st.channel < a.channels) outline($('activations'), st.channel, a.tile_w, a.tile_h, a.cols);
+    const f = m.fc;
+    if (f && f.layer === st.fc_layer && st.neuron !== null && st.neuron < f.neurons) outline($('fc'), st.neuron, f.cell, f.cell, f.cols);
+  }
+
+  function outline(canvas, i, w, h, cols) {
+    const ctx = canvas.getContext('2d');
+    const lw = Math.max(2, Math.round(canvas.width / 200));
+    ctx.lineWidth = lw;
+    ctx.strokeStyle = '#ffffff';
+    ctx.strokeRect((i % cols) * w + lw / 2, Math.floor(i / cols) * h + lw / 2, w - lw, h - lw);
   }
 
   function canvasFor(name) {
