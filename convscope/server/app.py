@@ -23,7 +23,7 @@ from convscope.errors import ConvscopeError, RequestError
 from convscope.server import protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
-from convscope.server.security import COOKIE, Guard
+from convscope.server.security import COOKIE
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATUS_EVERY = 0.5
