@@ -1,0 +1,67 @@
+"""What one dashboard is made of, and how to assemble it from an engine and a source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from convscope.engine.request import ViewRequest
+from convscope.server import protocol
+from convscope.server.pipeline import Pipeline, make_net_probe
+from convscope.server.security import Guard
+
+
+@dataclass
+class Dashboard:
+    """Everything the app serves.
+
+    Attributes:
+        pipeline: the engine thread (started and stopped with the app).
+        space: what selections may name.
+        hello: the first message of every viewer (see :func:`protocol.hello_message`).
+        guard: token / Host / Origin checks.
+        resolve: validates a request against the model before it is accepted (``Engine.resolve``).
+        on_startup: called once the app runs (the CLI prints the URL there).
+    """
+
+    pipeline: Pipeline
+    space: protocol.ModelSpace
+    hello: dict
+    guard: Guard
+    resolve: Callable[[ViewRequest], Any] | None = None
+    on_startup: Callable[[], None] | None = None
+
+
+def algorithm_menu() -> list[dict]:
+    """The UI's algorithm list, straight from the registry (never written twice)."""
+    from convscope import algorithms
+
+    return [
+        {"name": a.name, "title": a.title, "summary": a.summary, "target_role": a.target_role,
+         "uses_layer": bool(getattr(a, "uses_layer", False))}
+        for a in algorithms.all()
+    ]
+
+
+def make_dashboard(engine: Any, source: Any, guard: Guard, *, quality: int = 80,
+                   on_startup: Callable[[], None] | None = None, net_probe: bool = True) -> Dashboard:
+    """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
+
+    Raises:
+        RequestError, LayerError: the model cannot show the default selection.
+    """
+    menu = algorithm_menu()
+    space = protocol.ModelSpace.from_layers(engine.layers, engine.num_classes, tuple(m["name"] for m in menu))
+    state = protocol.ViewState.initial(space)
+    engine.resolve(state.to_request())
+    info = source.info
+    hello = protocol.hello_message(
+        engine.bundle.name, engine.layers, engine.labels, menu,
+        {"kind": info.kind, "spec": info.spec, "width": info.width, "height": info.height,
+         "fps": info.fps, "live": info.live},
+        space,
+    )
+    probe = make_net_probe(engine.bundle) if net_probe else None
+    pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe)
+    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)

@@ -1,0 +1,67 @@
+"""Encoding a Result into the binary panel messages, and decoding them back."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from convscope.engine.request import ViewRequest
+from convscope.server.encode import (
+    FLOAT32,
+    JPEG,
+    PNG,
+    encode_image,
+    encode_result,
+    pack_blob,
+    unpack_blob,
+)
+
+
+def test_blob_round_trip():
+    blob = pack_blob(70000, "map:guided_gradcam", b"\xff\xd8payload")
+    assert unpack_blob(blob) == (70000, "map:guided_gradcam", b"\xff\xd8payload")
+
+
+@pytest.mark.parametrize("photo", ["chelsea", "coffee", "astronaut"])
+def test_images_survive_encoding(photo):
+    img = getattr(data, photo)()
+    png = np.asarray(Image.open(io.BytesIO(encode_image(img, PNG))))
+    assert np.array_equal(png, img)
+    jpg = np.asarray(Image.open(io.BytesIO(encode_image(img, JPEG, 85)))).astype(int)
+    assert jpg.shape == img.shape
+    assert np.abs(jpg - img).mean() < 4.0
+    small = encode_image(img, JPEG, 30)
+    assert len(small) < len(encode_image(img, JPEG, 90))
+
+
+def test_encode_result_describes_every_panel(built):
+    request = ViewRequest(conv_layer="conv1", channel=3, fc_layer="fc2", neuron=4)
+    result = built.engine.run(data.chelsea(), request)
+    frame = encode_result(result, quality=80, seq=12)
+    assert frame.seq == 12 and frame.meta["seq"] == 12 and frame.meta["type"] == "frame"
+    names = [p["name"] for p in frame.meta["panels"]]
+    assert names[:2] == ["input", "activations"]
+    assert {"ranges", "channel", "fc", "map:gradcam", "map:guided_backprop", "map:guided_gradcam"} <= set(names)
+    assert len(frame.blobs) == len(names)
+    for panel, blob in zip(frame.meta["panels"], frame.blobs, strict=True):
+        seq, name, payload = unpack_blob(blob)
+        assert (seq, name) == (12, panel["name"])
+        if panel["mime"] == FLOAT32:
+            ranges = np.frombuffer(payload, "<f4").reshape(-1, 2)
+            assert np.array_equal(ranges, result.activations.ranges)
+        else:
+            image = np.asarray(Image.open(io.BytesIO(payload)))
+            assert image.shape[:2] == (panel["height"], panel["width"])
+    fc_payload = unpack_blob(frame.blobs[names.index("fc")])[2]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(fc_payload))), result.fc.image)  # PNG: exact
+    assert frame.meta["fc"]["selected"] == 4
+    assert frame.meta["fc"]["selected_value"] == pytest.approx(result.fc.selected_value, rel=1e-4)
+    assert frame.meta["activations"]["channels"] == 8
+    assert frame.meta["channel"]["index"] == 3
+    assert frame.meta["maps"]["gradcam"]["overlay"] is True
+    assert [p["index"] for p in frame.meta["predictions"]] == [p.index for p in result.predictions]
+    assert frame.nbytes == sum(map(len, frame.blobs)) and frame.seconds > 0
