@@ -41,8 +41,12 @@ class MemoryTrace:
     def take(self, *_: object) -> None:
         self.samples.append(sample(self.device))
 
-    def as_dict(self) -> dict[str, float]:
-        """``rss_start_mb``/``rss_end_mb``/``rss_max_mb`` (+ ``cuda_*`` on a GPU), rounded to 0.1 MiB."""
+    def as_dict(self) -> dict[str, float | list[float]]:
+        """``rss_start_mb``/``rss_end_mb``/``rss_max_mb`` (+ ``cuda_*`` on a GPU), rounded to 0.1 MiB.
+
+        ``rss_trace_mb`` lists every sample (after warm-up, then after each round), so a slow
+        leak shows as a rising trace rather than only as an end value.
+        """
         if not self.samples:
             return {}
         first, last = self.samples[0], self.samples[-1]
@@ -57,4 +61,6 @@ class MemoryTrace:
             out["cuda_reserved_start_mb"] = first.cuda_reserved_mb or 0.0
             out["cuda_reserved_end_mb"] = last.cuda_reserved_mb or 0.0
             out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(self.device) / MB
-        return {k: round(v, 1) for k, v in out.items()}
+        rounded: dict[str, float | list[float]] = {k: round(v, 1) for k, v in out.items()}
+        rounded["rss_trace_mb"] = [round(s.rss_mb, 1) for s in self.samples]
+        return rounded

@@ -43,6 +43,8 @@ def test_json_report_offline_model(capsys, views):
     assert {"rss_start_mb", "rss_end_mb", "rss_max_mb"} <= set(memory)
     assert memory["rss_max_mb"] >= max(memory["rss_start_mb"], memory["rss_end_mb"]) > 0
     assert not any(k.startswith("cuda") for k in memory)
+    # sampled after warm-up and after each of the 2 rounds
+    assert len(memory["rss_trace_mb"]) == 3 and memory["rss_trace_mb"][-1] == memory["rss_end_mb"]
 
 
 def test_video_source_and_text_table(capsys, h264_mp4):
