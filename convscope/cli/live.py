@@ -8,6 +8,7 @@ tabs share one selection (one dashboard, many viewers).
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import threading
@@ -114,11 +115,28 @@ def run(args: argparse.Namespace) -> int:
                               on_startup=announce)
         config = uvicorn.Config(create_app(dash), log_level="warning", timeout_graceful_shutdown=1,
                                 lifespan="on", access_log=False)
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])  # returns after Ctrl-C / SIGTERM
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises the signal it handled
     finally:
         if source is not None:
             source.close()
         if engine is not None:
             engine.close()
         sock.close()
+    print("convscope: stopped", file=sys.stderr, flush=True)
+    _exit_now(0)
     return 0
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown.
+
+    Everything is closed by now (server, engine thread, source, hooks); what is left is Python
+    finalising torch, timm and friends, which takes seconds on a busy machine and would break the
+    promise that Ctrl-C stops the dashboard within two seconds.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
