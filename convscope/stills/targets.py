@@ -1,7 +1,9 @@
 """Run a batch through the engine once per target: the top-K classes, or one fixed class.
 
-The first target (each image's own top-1, or the fixed class) runs as one batched engine pass;
-the top-2..K passes need each image's own ranked classes, so they run per image. Algorithms whose
+The first target (each image's own top-1, or the fixed class) runs as one batched engine pass.
+For rank k >= 2 a request carries one class for the whole batch, so the images are grouped by
+their k-th class and each group runs as one batch (similar images, such as a video's frames,
+share a pass; at worst it is one pass per image). Algorithms whose
 target is fixed by a layer unit (a guided-backprop channel or neuron) run only in the first pass:
 their output does not change with the class.
 """
@@ -54,11 +56,17 @@ def run_targets(
     names = tuple(n for n in request.algorithms if unit is None or target_role(n) != "selection")
     if not names:
         return results
-    for i, frame in enumerate(frames):
-        ranked = results[i][0].predictions
-        for k in range(1, min(top_k, len(ranked))):
-            t = Target("class", ranked[k].index)
-            results[i].append(engine.run(frame, replace(request, algorithms=names, cam_target=t, gb_target=t)))
+    for k in range(1, top_k):
+        groups: dict[int, list[int]] = {}  # class -> images whose k-th class it is
+        for i, per_image in enumerate(results):
+            ranked = per_image[0].predictions
+            if k < len(ranked):
+                groups.setdefault(ranked[k].index, []).append(i)
+        for index, members in groups.items():
+            t = Target("class", index)
+            req_k = replace(request, algorithms=names, cam_target=t, gb_target=t)
+            for i, result in zip(members, engine.run_batch([frames[i] for i in members], req_k), strict=True):
+                results[i].append(result)
     return results
 
 
