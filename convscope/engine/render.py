@@ -17,8 +17,6 @@ import torch.nn.functional as F
 
 from convscope.engine.colormaps import lut
 
-#: Grey level of gaps between tiles and of unused grid cells.
-BACKGROUND = 0.0
 _EPS = 1e-12
 
 
@@ -35,7 +33,7 @@ def normalize(x: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Ten
 def colorize(x01: torch.Tensor, colormap: str) -> torch.Tensor:
     """Map values in [0, 1] to RGB uint8 through a colormap LUT: shape ``(..., 3)``."""
     table = lut(colormap, x01.device)
-    idx = (x01.clamp(0.0, 1.0) * 255.0).round_().long()
+    idx = (x01 * 255.0).clamp_(0.0, 255.0).round_().long()
     return table[idx]
 
 
@@ -55,7 +53,7 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> to
 
 def overlay(heat: torch.Tensor, image: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     """Blend an RGB uint8 heatmap over an RGB uint8 image of the same shape."""
-    out = heat.float() * alpha + image.float() * (1.0 - alpha)
+    out = torch.lerp(image.float(), heat.float(), alpha)
     return out.round_().to(torch.uint8)
 
 
@@ -65,9 +63,10 @@ def gradient_image(g: torch.Tensor) -> torch.Tensor:
     Centred on the mean, scaled by 0.1 per standard deviation around mid-grey (the usual guided
     backprop rendering), per image.
     """
-    dims = (-3, -2, -1)
-    z = (g - g.mean(dim=dims, keepdim=True)) / (g.std(dim=dims, keepdim=True) + 1e-5)
-    return to_uint8_image((z * 0.1 + 0.5).clamp_(0.0, 1.0) * 255.0)
+    std, mean = torch.std_mean(g, dim=(-3, -2, -1), keepdim=True)
+    scale = 25.5 / (std + 1e-5)  # 0.1 * 255 per standard deviation
+    z = (g - mean).mul_(scale).add_(127.5).clamp_(0.0, 255.0).round_()
+    return z.to(torch.uint8).movedim(-3, -1).contiguous()
 
 
 def magnitude(g: torch.Tensor) -> torch.Tensor:
@@ -128,14 +127,16 @@ def _tile_index(n: int, h: int, w: int, grid: Grid, device: torch.device) -> tor
 
 
 def tile(values01: torch.Tensor, grid: Grid, colormap: str) -> torch.Tensor:
-    """Lay out ``(B, N, h, w)`` maps in [0, 1] on ``grid``: ``(B, H, W, 3)`` uint8.
+    """Lay out ``(B, N, h, w)`` maps in [0, 1] on ``grid``: ``(B, H, W, 3)`` uint8, black gaps.
 
-    Each map is enlarged by nearest neighbour (every activation stays a visible block).
+    Each map is enlarged by nearest neighbour (every activation stays a visible block). Colours
+    are looked up on the small maps first, then one gather places them.
     """
     b, n, h, w = values01.shape
     index = _tile_index(n, h, w, grid, values01.device)
-    flat = torch.cat([values01.reshape(b, -1), values01.new_full((b, 1), BACKGROUND)], dim=1)
-    return colorize(flat[:, index], colormap)
+    rgb = colorize(values01.reshape(b, n * h * w), colormap)
+    rgb = torch.cat([rgb, rgb.new_zeros(b, 1, 3)], dim=1)
+    return rgb[:, index]
 
 
 def fc_grid(neurons: int, cell: int) -> Grid:
