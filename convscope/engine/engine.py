@@ -18,6 +18,7 @@ Two backward strategies share one plan:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -113,8 +114,6 @@ class Engine:
             for p, _ in self._requires_grad:
                 p.requires_grad_(False)
             if self.device != torch.device(bundle.device):
-                import dataclasses
-
                 bundle = dataclasses.replace(bundle, device=self.device)
             self.layers: list[LayerInfo] = discover_layers(bundle)
             self._capture = LayerCapture(self.module)
@@ -166,7 +165,13 @@ class Engine:
         Raises:
             RequestError, LayerError: one-line messages for invalid selections.
         """
-        cached = self._resolved.get(request)
+        try:
+            cached = self._resolved.get(request)
+        except TypeError:  # lists where tuples belong (e.g. decoded JSON): make it hashable
+            request = dataclasses.replace(
+                request, algorithms=tuple(request.algorithms), panels=tuple(request.panels)
+            )
+            cached = self._resolved.get(request)
         if cached is None:
             cached = resolve_request(request, self.layers, self.num_classes, self.bundle.scripted)
             if len(self._resolved) > 256:
@@ -302,6 +307,8 @@ class Engine:
         key = (plan.passes, rows)
         mask = self._masks.get(key)
         if mask is None:
+            if len(self._masks) > 64:
+                self._masks.clear()
             flags = [p.rule == "guided" for p in plan.passes for _ in range(rows)]
             mask = torch.tensor(flags, dtype=torch.bool, device=self.device)
             self._masks[key] = mask

@@ -57,3 +57,8 @@ def test_invalid_requests_are_one_line_errors(engine, request_, error, match):
 def test_run_validates_too(engine, chelsea):
     with pytest.raises(RequestError):
         engine.run(chelsea, ViewRequest(channel=99))
+
+
+def test_lists_from_json_are_accepted(engine):
+    req = engine.resolve(ViewRequest(algorithms=["gradcam"], panels=["input", "predictions"]))
+    assert req.algorithms == ("gradcam",) and req.panels == ("input", "predictions")
