@@ -64,12 +64,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _urls(host: str, port: int, token: str | None) -> list[str]:
-    from convscope.server.security import is_loopback
-
+def _urls(bound: str, port: int, token: str | None) -> list[str]:
+    """The URL to print for a socket bound to address ``bound``, plus one for other machines."""
     query = f"?token={token}" if token else ""
-    wildcard = host in ("0.0.0.0", "::", "")
-    local = "127.0.0.1" if wildcard or is_loopback(host) else host
+    wildcard = bound in ("0.0.0.0", "::", "")
+    local = ("::1" if ":" in bound else "127.0.0.1") if wildcard else bound
     local = f"[{local}]" if ":" in local else local
     urls = [f"http://{local}:{port}/{query}"]
     if wildcard:
@@ -96,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_model_from_args(args)
         engine = Engine(bundle)
         source = open_source(args.source, realtime=True, loop=args.loop)
-        port = sock.getsockname()[1]
-        urls = _urls(args.host, port, token)
+        bound, port = sock.getsockname()[:2]
+        urls = _urls(bound, port, token)
 
         def announce() -> None:
             line = f"convscope: serving on {urls[0]}"

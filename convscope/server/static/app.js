@@ -154,7 +154,9 @@
   function onHello(msg) {
     S.hello = msg;
     $('model').textContent = msg.model;
-    $('source').textContent = `${msg.source.kind}: ${msg.source.spec}`;
+    const spec = msg.source.kind === 'file' ? msg.source.spec.split(/[\\/]/).pop() : msg.source.spec;
+    $('source').textContent = `${msg.source.kind}: ${spec}`;
+    $('source').title = msg.source.spec;
     fillSelect($('conv-layer'), msg.conv_layers);
     fillSelect($('cam-layer'), msg.conv_layers);
     fillSelect($('fc-layer'), msg.linear_layers);
@@ -235,7 +237,7 @@
       bar.style.width = `${(100 * p.probability).toFixed(1)}%`;
       const label = document.createElement('span');
       label.className = 'label';
-      label.textContent = `${p.index === pinned ? '📌 ' : ''}${p.label}`;
+      label.textContent = `${p.index === pinned ? '◆ ' : ''}${p.label}`;
       const prob = document.createElement('span');
       prob.className = 'prob';
       prob.textContent = `${(100 * p.probability).toFixed(1)}%`;
@@ -268,7 +270,7 @@
       const fig = mapPanel(name);
       if (!fig) continue;
       let text = describeTarget(info.target);
-      if (st && 'class' in info.target && st.cam_class !== null) text = `📌 ${text}`;
+      if (st && 'class' in info.target && st.cam_class !== null) text = `◆ pinned ${text}`;
       if (info.rule && info.rule !== 'standard') text += ` · ${info.rule}`;
       fig.querySelector('.target').textContent = text;
       fig.dataset.target = JSON.stringify(info.target);

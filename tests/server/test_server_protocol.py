@@ -1,0 +1,115 @@
+"""The shared selection: its defaults, how messages change it, and agreement with Engine.resolve."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from convscope import algorithms
+from convscope.engine import Target
+from convscope.errors import RequestError
+from convscope.server import protocol
+from convscope.server.protocol import AckMessage, PauseMessage, ViewMessage, ViewState, apply_view, parse
+
+
+@pytest.fixture
+def space(built):
+    return built.dashboard.space
+
+
+def test_space_comes_from_the_model_and_the_registry(space):
+    assert space.conv == {"conv1": 8, "conv2": 16}
+    assert space.linear == {"fc1": 32, "fc2": 10}
+    assert space.num_classes == 10
+    assert space.algorithms == algorithms.names()
+
+
+def test_initial_state_is_the_last_layers_and_the_top1(space):
+    st = ViewState.initial(space)
+    assert (st.conv_layer, st.channel, st.fc_layer, st.neuron) == ("conv2", 0, "fc2", None)
+    assert st.cam_layer == "conv2" and st.cam_class is None
+    assert st.algorithms == ("gradcam", "guided_backprop", "guided_gradcam")
+    req = st.to_request()
+    assert req.cam_target == Target("class", None) and req.gb_target == Target("channel", 0, "conv2")
+
+
+def test_parse_recognises_the_three_message_types(space):
+    assert parse('{"type": "ack", "seq": 7}', space) == AckMessage(7)
+    assert parse('{"type": "pause", "paused": false}', space) == PauseMessage(False)
+    assert parse('{"type": "view", "channel": 3}', space) == ViewMessage({"channel": 3})
+
+
+def test_guided_backprop_follows_what_was_clicked_last(space):
+    st = ViewState.initial(space)
+    st = apply_view(st, {"channel": 4, "gb_source": "channel"}, space)
+    assert st.to_request().gb_target == Target("channel", 4, "conv2")
+    st = apply_view(st, {"neuron": 9, "gb_source": "neuron"}, space)
+    assert st.to_request().gb_target == Target("neuron", 9, "fc2")
+    st = apply_view(st, {"cam_class": 2, "gb_source": "class"}, space)
+    req = st.to_request()
+    assert req.gb_target == Target("class", 2) and req.cam_target == Target("class", 2)
+    # a neuron source without a neuron falls back to the class
+    st = apply_view(st, {"neuron": None, "gb_source": "neuron"}, space)
+    assert st.to_request().gb_target == Target("class", 2)
+
+
+def test_switching_layers_drops_indices_the_new_layer_lacks(space):
+    st = apply_view(ViewState.initial(space), {"channel": 12, "neuron": 20, "fc_layer": "fc1"}, space)
+    assert (st.channel, st.neuron) == (12, 20)
+    st = apply_view(st, {"conv_layer": "conv1"}, space)  # 8 channels
+    assert st.channel == 0
+    st = apply_view(st, {"fc_layer": "fc2"}, space)  # 10 neurons
+    assert st.neuron is None
+    kept = apply_view(apply_view(st, {"channel": 5}, space), {"conv_layer": "conv2"}, space)
+    assert kept.channel == 5
+
+
+def test_index_is_checked_against_the_layer_named_in_the_same_message(space):
+    st = ViewState.initial(space)  # conv2: 16 channels
+    with pytest.raises(RequestError, match="out of range"):
+        apply_view(st, {"conv_layer": "conv1", "channel": 12}, space)
+    assert apply_view(st, {"conv_layer": "conv1", "channel": 7}, space).channel == 7
+
+
+def test_algorithms_keep_registry_order(space):
+    names = list(space.algorithms)
+    st = apply_view(ViewState.initial(space), {"algorithms": names[::-1]}, space)
+    assert st.algorithms == tuple(names)
+    assert apply_view(st, {"algorithms": []}, space).algorithms == ()
+
+
+CHANGES = [
+    {"conv_layer": "conv1", "channel": 7},
+    {"fc_layer": "fc1", "neuron": 31, "gb_source": "neuron"},
+    {"neuron": 9, "gb_source": "neuron"},
+    {"cam_layer": "conv1", "cam_class": 9},
+    {"algorithms": list(algorithms.names())},
+    {"grayscale": True, "normalize": "layer"},
+    {"gb_source": "class"},
+]
+
+
+@pytest.mark.parametrize("changes", CHANGES)
+def test_every_accepted_state_is_a_request_the_engine_accepts(built, space, changes):
+    st = apply_view(ViewState.initial(space), changes, space)
+    resolved = built.engine.resolve(st.to_request())
+    assert resolved.conv_layer == st.conv_layer and resolved.channel == st.channel
+    assert resolved.algorithms == st.algorithms
+    assert resolved.grayscale == st.grayscale
+
+
+def test_state_round_trips_through_its_message_form(space):
+    st = apply_view(ViewState.initial(space), CHANGES[1], space)
+    msg = st.as_dict()
+    back = apply_view(ViewState.initial(space), {k: v for k, v in msg.items()}, space)
+    assert back == st
+    assert set(msg) == {f.name for f in dataclasses.fields(ViewState)}
+
+
+def test_hello_lists_layers_in_execution_order(built):
+    hello = built.dashboard.hello
+    assert hello["type"] == "hello"
+    assert [la["index"] for la in hello["conv_layers"] + hello["linear_layers"]] == [0, 1, 2, 3]
+    assert hello["max_message_bytes"] == protocol.MAX_MESSAGE_BYTES
+    assert hello["source"]["kind"] == "demo" and hello["source"]["width"] > 0
