@@ -50,6 +50,25 @@ def test_gradcam_of_the_top_cat_class_lies_on_the_cat(capsys, chelsea_path, tmp_
     assert FACE_BOX[0] <= x <= FACE_BOX[2] and FACE_BOX[1] <= y <= FACE_BOX[3], (x, y)
 
 
+def test_gradcam_separates_cat_and_coffee_side_by_side(capsys, tmp_path):
+    """A harder case than chelsea alone, whose cat fills the frame: cat left, espresso right."""
+    from skimage import data
+
+    coffee = np.asarray(Image.fromarray(data.coffee()).resize((450, 300)))
+    pair = np.concatenate([data.chelsea(), coffee], axis=1)  # 901 x 300, the cat on x < 451
+    path = tmp_path / "pair.png"
+    Image.fromarray(pair).save(path)
+    for args, side in ((("--top-k", "1"), "cat"), (("--class", "967"), "coffee")):
+        report = _explain(capsys, path, tmp_path / side, "--algorithms", "gradcam", "--save-raw", *args)
+        (item,) = report["items"]
+        (output,) = item["outputs"]
+        if side == "cat":
+            assert output["target"]["class"] in CAT_CLASSES
+        cam = np.load(tmp_path / side / output["raw"])
+        x, _ = _mass_centre(cam, 901, 300)
+        assert (x < 451) if side == "cat" else (x > 451), (side, x)
+
+
 @pytest.mark.slow
 def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path):
     report = _explain(capsys, chelsea_path, tmp_path, "--top-k", "2", "--save-raw")
