@@ -8,6 +8,7 @@
 #   benchmarks/bench_cpu.sh            # all figures, JSON lines in /tmp/convscope-bench/cpu-<date>.jsonl
 #   SECONDS_PER_RUN=60 benchmarks/bench_cpu.sh
 #   LONG_FRAMES=0 benchmarks/bench_cpu.sh   # skip the memory run
+#   THREADS=1 benchmarks/bench_cpu.sh       # pin torch to one thread (a busy machine)
 #
 # Run it on a quiet machine: anything else using the cores skews both loops (the interleaving
 # keeps the ratio fair, not the absolute FPS).
@@ -25,10 +26,14 @@ run() {  # echo the exact command, then append its JSON line to the log
   "$PY" -m convscope "$@" --json | tee -a "$LOG"
 }
 
+EXTRA=()
+if [ -n "${THREADS:-}" ]; then EXTRA=(--threads "$THREADS"); fi
 for spec in "resnet50 --weights random" "vgg16 --weights random" "efficientnet_lite0"; do
-  for views in full activations; do
+  # full as a fresh dashboard shows it (guided backprop of channel 0 of the last conv layer),
+  # full with guided backprop of the Grad-CAM class (one guided backward serves both), activations
+  for views in "full" "full --gb-source class" "activations"; do
     # shellcheck disable=SC2086
-    run bench --device cpu -m $spec --views "$views" --seconds "$SECS"
+    run bench --device cpu -m $spec --views $views --seconds "$SECS" "${EXTRA[@]}"
   done
   echo "+ benchmarks/plain_loop.py -m $spec" >&2
   # shellcheck disable=SC2086
@@ -36,18 +41,18 @@ for spec in "resnet50 --weights random" "vgg16 --weights random" "efficientnet_l
 done
 
 if [ "$LONG_FRAMES" -gt 0 ]; then
-  run bench --device cpu -m efficientnet_lite0 --views full --frames "$LONG_FRAMES" --rounds 20
+  run bench --device cpu -m efficientnet_lite0 --views full --frames "$LONG_FRAMES" --rounds 20 "${EXTRA[@]}"
 fi
 
 "$PY" - "$LOG" <<'PYEOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print("| model | device | views | network FPS | dashboard FPS | ratio |")
-print("|---|---|---|---:|---:|---:|")
+print("| model | device | views | guided backprop of | network FPS | dashboard FPS | ratio |")
+print("|---|---|---|---|---:|---:|---:|")
 for r in rows:
     if "ratio" in r:
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['network_fps']:.2f} | "
-              f"{r['dashboard_fps']:.2f} | {r['ratio']:.2f} |")
+        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | "
+              f"{r['network_fps']:.2f} | {r['dashboard_fps']:.2f} | {r['ratio']:.2f} |")
 for r in rows:
     if "plain_fps" in r:
         print(f"plain eager loop, {r['model']}: {r['plain_fps']:.2f} FPS")

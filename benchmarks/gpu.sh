@@ -24,7 +24,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-SECS=${SECONDS_PER_RUN:-12}
+SECS=${SECONDS_PER_RUN:-10}
 LONG_FRAMES=${LONG_FRAMES:-2000}
 DEST=${OUT:-${TMPDIR:-/tmp}/convscope-bench}
 mkdir -p "$DEST"
@@ -36,9 +36,14 @@ status=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 
 echo "== GPU tests" >&2
-timeout 240 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -n 15
-rc=${PIPESTATUS[0]}
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then status=1; fi  # 5 = no GPU tests collected
+if "$PY" -m pytest --markers -p no:cacheprovider 2>/dev/null | grep -q '^@pytest.mark.gpu'; then
+  # modules that need what this machine lacks (e.g. PyAV) fail to import: not GPU tests, keep going
+  timeout 240 "$PY" -m pytest -m gpu -q -p no:cacheprovider --continue-on-collection-errors tests 2>&1 | tail -n 15
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then status=1; fi  # 5 = no GPU tests collected
+else
+  echo "no 'gpu' marker registered: no GPU tests to run" >&2
+fi
 
 run() {
   echo "+ convscope $*" >&2
@@ -46,8 +51,9 @@ run() {
 }
 
 for model in resnet50 vgg16 efficientnet_lite0; do
-  for views in full activations; do
-    run bench --device cuda -m "$model" --weights random --views "$views" --seconds "$SECS" --warmup 10
+  for views in "full" "full --gb-source class" "activations"; do
+    # shellcheck disable=SC2086
+    run bench --device cuda -m "$model" --weights random --views $views --seconds "$SECS" --warmup 10
   done
   echo "+ benchmarks/plain_loop.py -m $model --weights random --device cuda" >&2
   timeout 120 "$PY" benchmarks/plain_loop.py -m "$model" --weights random --device cuda --frames 300 --warmup 20 --json \
@@ -62,12 +68,12 @@ fi
 "$PY" - "$LOG" <<'PYEOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
-print("| model | device | views | network FPS | dashboard FPS | ratio |")
-print("|---|---|---|---:|---:|---:|")
+print("| model | device | views | guided backprop of | network FPS | dashboard FPS | ratio |")
+print("|---|---|---|---|---:|---:|---:|")
 for r in rows:
     if "ratio" in r:
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['network_fps']:.1f} | "
-              f"{r['dashboard_fps']:.1f} | {r['ratio']:.2f} |")
+        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | "
+              f"{r['network_fps']:.1f} | {r['dashboard_fps']:.1f} | {r['ratio']:.2f} |")
 for r in rows:
     if "plain_fps" in r:
         print(f"plain eager loop, {r['model']}: {r['plain_fps']:.1f} FPS")
