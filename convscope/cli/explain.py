@@ -20,6 +20,7 @@ from convscope.stills import session
 from convscope.stills.inputs import Item
 from convscope.stills.options import (
     add_class_options,
+    add_colormap_option,
     add_io_options,
     add_layer_options,
     check_class,
@@ -52,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_io_options(p, "output folder (created when missing)")
     p.add_argument("--algorithms", default="all", metavar="A,B,...|all",
                    help="comma-separated algorithm names, or all (default: all; listed below)")
+    add_colormap_option(p)
     add_layer_options(p, "the CAM algorithms' conv layer")
     add_class_options(p, 1)
     t = p.add_mutually_exclusive_group()
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
             layer, index = unit_of(layers, args.neuron, "linear")
             unit = Target("neuron", index, layer.name)
         request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=("input", "predictions"),
-                              top_k=max(top_k, 5), keep_raw=args.save_raw)
+                              top_k=max(top_k, 5), keep_raw=args.save_raw,
+                              colormap=args.colormap)
 
         def process(items, frames) -> None:
             for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit), strict=True):

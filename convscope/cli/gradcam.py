@@ -14,6 +14,7 @@ from convscope.engine import ViewRequest
 from convscope.stills import session
 from convscope.stills.options import (
     add_class_options,
+    add_colormap_option,
     add_io_options,
     add_layer_options,
     check_class,
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "or a folder; for a folder or video a folder mirroring the input.",
     )
     add_io_options(p, "output file name (one image) or folder")
+    add_colormap_option(p)
     add_layer_options(p)
     add_class_options(p, DEFAULT_TOP_K)
     add_model_options(p)
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     with session.engine_for(bundle) as engine:
         layer = conv_layer(session.layers(engine, bundle), args.layer, args.conv_index)
         request = ViewRequest(cam_layer=layer.name, algorithms=("gradcam",), panels=("predictions",),
-                              top_k=max(top_k, 5))
+                              top_k=max(top_k, 5), colormap=args.colormap)
         verbose = not args.quiet and inputs.kind == "image"
 
         def process(items, frames) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from convscope.engine.colormaps import COLORMAPS
 from convscope.errors import LayerError, RequestError
 from convscope.models import LayerInfo, ModelBundle, resolve_layer
 
@@ -24,6 +25,11 @@ def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:
     g.add_argument("--ext", metavar="EXT", help="image format of the outputs, e.g. png or jpg "
                    "(default: the output name's, else the input's, else png)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-image lines")
+
+
+def add_colormap_option(parser: argparse.ArgumentParser) -> None:
+    """``--colormap``, with the names the engine's renderer knows."""
+    parser.add_argument("--colormap", choices=COLORMAPS, default="jet", help="colormap of heatmaps (default: jet)")
 
 
 def add_layer_options(parser: argparse.ArgumentParser, what: str = "Grad-CAM's conv layer") -> None:
