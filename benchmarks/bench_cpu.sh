@@ -37,7 +37,7 @@ for spec in "resnet50 --weights random" "vgg16 --weights random" "efficientnet_l
   done
   echo "+ benchmarks/plain_loop.py -m $spec" >&2
   # shellcheck disable=SC2086
-  "$PY" benchmarks/plain_loop.py --device cpu -m $spec --frames 40 --json | tee -a "$LOG"
+  "$PY" benchmarks/plain_loop.py --device cpu -m $spec --frames 40 ${THREADS:+--threads "$THREADS"} --json | tee -a "$LOG"
 done
 
 if [ "$LONG_FRAMES" -gt 0 ]; then

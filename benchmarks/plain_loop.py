@@ -41,8 +41,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--frames", type=int, default=60, help="timed frames")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     bundle = load_model(args.model, weights=args.weights, device=args.device)
     model, device, prep = bundle.module, bundle.device, bundle.preprocessing
