@@ -16,8 +16,8 @@ import warnings
 
 import pytest
 import torch
+from algo_helpers import pearson
 from captum.attr import GuidedBackprop, GuidedGradCam, LayerGradCam, NeuronGuidedBackprop
-from conftest import pearson
 from torch import nn
 
 from convscope.engine import Engine, Target, ViewRequest

@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import pearson
+from algo_helpers import pearson
 
 from convscope.engine import Engine, ViewRequest
 from convscope.models import load_model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MixedReLUNet, seeded, tiny_bundle
+from engine_helpers import MixedReLUNet, seeded, tiny_bundle
 
 from convscope.engine import Engine, Target, ViewRequest
 from convscope.engine.render import normalize

@@ -9,7 +9,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
-from conftest import MixedReLUNet, seeded, tiny_bundle
+from engine_helpers import MixedReLUNet, seeded, tiny_bundle
 
 from convscope.engine import Engine, ViewRequest
 
@@ -98,7 +98,16 @@ def test_close_is_idempotent_and_closed_engine_refuses(chelsea):
         engine.run(chelsea)
 
 
-def test_two_hundred_frames_leave_memory_flat(chelsea, coffee):
+@pytest.fixture()
+def one_thread():
+    """Tiny ops on a busy 2-core machine mostly wait on OpenMP barriers: one thread is faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_hundred_frames_leave_memory_flat(chelsea, coffee, one_thread):
     bundle = tiny_bundle(seeded(MixedReLUNet), size=64)
     frames = [chelsea, coffee]
     with Engine(bundle) as engine:

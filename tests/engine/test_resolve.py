@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MixedReLUNet, seeded, tiny_bundle
+from engine_helpers import MixedReLUNet, seeded, tiny_bundle
 
 from convscope.engine import Engine, Target, ViewRequest
 from convscope.errors import LayerError, RequestError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GuidedReLU, seeded, tiny_bundle
+from engine_helpers import GuidedReLU, seeded, tiny_bundle
 from torch import nn
 
 from convscope.engine import Engine, Target, ViewRequest
