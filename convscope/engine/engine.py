@@ -18,8 +18,10 @@ Two backward strategies share one plan:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,6 +88,11 @@ class Engine:
         strategy: ``auto`` (batched on CUDA, sequential elsewhere), ``sequential`` or ``batched``.
         sync_timings: on CUDA, synchronise at stage boundaries so ``Result.timings`` are exact
             (costs a little throughput; the benchmark turns it on).
+        render_threads: on CPU, torch threads for the algorithms and rendering stages (many small
+            ops: with more threads each one waits on a barrier, and on a busy 2-core machine a
+            descheduled worker stalls it for a time slice; measured 4x faster with 1 of 2 threads
+            there). ``None`` leaves torch's setting. The setting is process-wide for those
+            milliseconds.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class Engine:
         device: torch.device | str | None = None,
         strategy: Strategy = "auto",
         sync_timings: bool = False,
+        render_threads: int | None = 1,
     ) -> None:
         if strategy not in ("auto", "sequential", "batched"):
             raise RequestError(f"unknown strategy {strategy!r}: use auto, sequential or batched")
@@ -102,6 +110,7 @@ class Engine:
         self.device = torch.device(device) if device is not None else torch.device(bundle.device)
         self.strategy: Strategy = strategy
         self.sync_timings = sync_timings
+        self.render_threads = render_threads
         self._was_training = self.module.training
         self._requires_grad = [(p, p.requires_grad) for p in self.module.parameters()]
         self._home = bundle.device
@@ -250,7 +259,7 @@ class Engine:
             top1 = logits.argmax(dim=1)
             clock.lap("forward")
             clock.lap("backward")
-        with torch.no_grad():
+        with torch.no_grad(), _threads(self.render_threads if self.device.type == "cpu" else None):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows)
             raws = {
@@ -474,6 +483,20 @@ def _grad(score: torch.Tensor, inputs: list[torch.Tensor], retain: bool) -> list
         return [torch.zeros_like(t) for t in inputs]
     got = torch.autograd.grad(score, inputs, retain_graph=retain, allow_unused=True)
     return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, got, strict=True)]
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Temporarily run torch's CPU ops on ``n`` threads (no-op for None or the current count)."""
+    current = torch.get_num_threads()
+    if n is None or n == current:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(current)
 
 
 class _Clock:
