@@ -188,3 +188,14 @@ def test_result_images_are_ready_to_encode(lite0, chelsea):
     assert res.maps["gradcam"].overlay.shape == (224, 224, 3)
     assert set(res.timings) == {"preprocess", "forward", "backward", "algorithms", "render", "copy"}
     assert all(v >= 0 for v in res.timings.values())
+
+
+def test_tensor_frames_and_numpy_frames_agree(chelsea):
+    bundle = tiny_bundle(seeded(MixedReLUNet))
+    req = ViewRequest(keep_raw=True)
+    with Engine(bundle) as engine:
+        a = engine.run(chelsea, req)
+        b = engine.run(torch.from_numpy(chelsea.copy()), req)
+    np.testing.assert_array_equal(a.input, b.input)
+    for name in req.algorithms:
+        np.testing.assert_array_equal(a.maps[name].raw, b.maps[name].raw)
