@@ -17,13 +17,14 @@ def engine():
         yield e
 
 
+@pytest.mark.slow
 def test_top_k_targets_follow_each_images_ranking(engine):
     cat = data.chelsea()
     frames = [cat, np.ascontiguousarray(cat[:, ::-1]), data.coffee()]  # two share their top-2
     request = ViewRequest(cam_layer="conv_head", algorithms=("gradcam", "guided_backprop"),
                           panels=("predictions",), keep_raw=True)
-    out = run_targets(engine, frames, request, top_k=3)
-    assert [len(r) for r in out] == [3, 3, 3]
+    out = run_targets(engine, frames, request, top_k=2)
+    assert [len(r) for r in out] == [2, 2, 2]
     for frame, per_image in zip(frames, out, strict=True):
         ranked = [p.index for p in per_image[0].predictions]
         for k, result in enumerate(per_image):
