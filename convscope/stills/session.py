@@ -15,6 +15,7 @@ import numpy as np
 
 from convscope.engine import Engine, Result
 from convscope.engine.result import MapOutput
+from convscope.errors import InputError
 from convscope.models import LayerInfo, ModelBundle, discover_layers
 from convscope.stills.inputs import InputSet, expand_input
 from convscope.stills.outputs import Layout, plan_layout
@@ -24,6 +25,8 @@ from convscope.stills.targets import describe_target, resolved_target
 
 def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputSet, Layout]:
     """Expand INPUT and prepare OUTPUT (both fail fast, before the model loads)."""
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be 1 or more, got {args.batch_size}")
     inputs = expand_input(args.input, args.every)
     return inputs, plan_layout(inputs.kind, args.output, getattr(args, "ext", None), folder_only)
 
