@@ -6,6 +6,7 @@ Reports per-variant median seconds, the ratio ``bare / variant`` (the fraction o
 network's FPS the variant keeps) and the engine's own per-stage medians.
 
     .venv/bin/python benchmarks/engine_vs_forward.py -m resnet50 --weights random --rounds 15
+    .venv/bin/python benchmarks/engine_vs_forward.py --threads 1   # steadier on a shared machine
     .venv/bin/python benchmarks/engine_vs_forward.py --device cuda --strategies   # GPU: both strategies
 """
 
@@ -37,8 +38,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--strategies", action="store_true", help="also time both backward strategies")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 gives steadier ratios on a busy machine)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     bundle = load_model(args.model, weights=args.weights, device=args.device)
     device = bundle.device
@@ -49,7 +58,7 @@ def main() -> None:
         with torch.inference_mode():
             int(module(to_input(frame, prep, device)).argmax())
 
-    engine = Engine(bundle)
+    engine = Engine(bundle, render_threads=None if args.threads else 1)
     last_conv = engine.conv_layers[-1].name
     variants: dict[str, ViewRequest] = {
         "activations": ViewRequest(algorithms=()),

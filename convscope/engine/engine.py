@@ -357,19 +357,21 @@ class Engine:
         panels = set(req.panels)
         if {"activations", "channel"} & panels and req.conv_layer in acts:
             a = acts[req.conv_layer][:rows].float()
-            dims = (-2, -1) if req.normalize == "channel" else (-3, -2, -1)
-            a01 = render.normalize(a, dims)
+            lo, hi = a.amin(dim=(-2, -1), keepdim=True), a.amax(dim=(-2, -1), keepdim=True)
+            if req.normalize == "channel":
+                a01 = render.normalize(a, lo=lo, hi=hi)
+            else:
+                a01 = render.normalize(a, lo=lo.amin(dim=1, keepdim=True), hi=hi.amax(dim=1, keepdim=True))
             if "activations" in panels:
                 grid = render.mosaic_grid(a.shape[1], a.shape[2], a.shape[3], req.mosaic_width)
                 packer.add("mosaic", render.tile(a01, grid, cmap))
-                packer.add("ranges", torch.stack([a.amin(dim=(-2, -1)), a.amax(dim=(-2, -1))], dim=-1))
+                packer.add("ranges", torch.stack([lo[..., 0, 0], hi[..., 0, 0]], dim=-1))
                 if req.keep_raw:
                     packer.add("mosaic_raw", a)
             if "channel" in panels:
                 h, w = a.shape[-2:]
                 size = (max(1, round(req.zoom_size * h / w)), req.zoom_size)
-                zoom = render.resize(a01[:, req.channel], size, mode="nearest-exact")
-                packer.add("channel", render.colorize(zoom, cmap))
+                packer.add("channel", render.zoom(a01[:, req.channel], size, cmap))
         if "fc" in panels and req.fc_layer in acts:
             v = _features(acts[req.fc_layer][:rows].float())
             grid = render.fc_grid(v.shape[1], req.fc_cell)

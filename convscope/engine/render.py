@@ -20,12 +20,21 @@ from convscope.engine.colormaps import lut
 _EPS = 1e-12
 
 
-def normalize(x: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None); a flat map becomes 0."""
-    if dims is None:
-        lo, hi = x.amin(), x.amax()
-    else:
-        lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
+def normalize(
+    x: torch.Tensor,
+    dims: tuple[int, ...] | None = None,
+    lo: torch.Tensor | None = None,
+    hi: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None); a flat map becomes 0.
+
+    ``lo`` / ``hi`` (broadcastable to ``x``) skip the reductions when the caller has them.
+    """
+    if lo is None or hi is None:
+        if dims is None:
+            lo, hi = x.amin(), x.amax()
+        else:
+            lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
     span = hi - lo
     return (x - lo) / torch.where(span > _EPS, span, torch.ones_like(span)) * (span > _EPS)
 
@@ -34,7 +43,12 @@ def colorize(x01: torch.Tensor, colormap: str) -> torch.Tensor:
     """Map values in [0, 1] to RGB uint8 through a colormap LUT: shape ``(..., 3)``."""
     table = lut(colormap, x01.device)
     idx = (x01 * 255.0).clamp_(0.0, 255.0).round_().long()
-    return table[idx]
+    return gather_rows(table, idx)
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a 2-D table: ``index_select`` is several times faster on CPU."""
+    return table.index_select(0, index.reshape(-1)).reshape(*index.shape, table.shape[-1])
 
 
 def to_uint8_image(x255: torch.Tensor) -> torch.Tensor:
@@ -53,8 +67,9 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> to
 
 def overlay(heat: torch.Tensor, image: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     """Blend an RGB uint8 heatmap over an RGB uint8 image of the same shape."""
-    out = torch.lerp(image.float(), heat.float(), alpha)
-    return out.round_().to(torch.uint8)
+    a = round(alpha * 256)
+    out = (heat.to(torch.int32) * a + image.to(torch.int32) * (256 - a) + 128) >> 8
+    return out.to(torch.uint8)
 
 
 def gradient_image(g: torch.Tensor) -> torch.Tensor:
@@ -63,9 +78,13 @@ def gradient_image(g: torch.Tensor) -> torch.Tensor:
     Centred on the mean, scaled by 0.1 per standard deviation around mid-grey (the usual guided
     backprop rendering), per image.
     """
-    std, mean = torch.std_mean(g, dim=(-3, -2, -1), keepdim=True)
-    scale = 25.5 / (std + 1e-5)  # 0.1 * 255 per standard deviation
-    z = (g - mean).mul_(scale).add_(127.5).clamp_(0.0, 255.0).round_()
+    flat = g.flatten(-3)
+    n = flat.shape[-1]
+    mean = flat.mean(dim=-1)
+    var = ((flat * flat).sum(dim=-1) - n * mean * mean).clamp_(min=0) / max(n - 1, 1)
+    scale = 25.5 / (var.sqrt_() + 1e-5)  # 0.1 * 255 per standard deviation
+    z = (g - mean[..., None, None, None]).mul_(scale[..., None, None, None]).add_(127.5)
+    z = z.clamp_(0.0, 255.0).round_()
     return z.to(torch.uint8).movedim(-3, -1).contiguous()
 
 
@@ -135,8 +154,16 @@ def tile(values01: torch.Tensor, grid: Grid, colormap: str) -> torch.Tensor:
     b, n, h, w = values01.shape
     index = _tile_index(n, h, w, grid, values01.device)
     rgb = colorize(values01.reshape(b, n * h * w), colormap)
-    rgb = torch.cat([rgb, rgb.new_zeros(b, 1, 3)], dim=1)
-    return rgb[:, index]
+    rgb = torch.cat([rgb, rgb.new_zeros(b, 1, 3)], dim=1)  # + a black background entry
+    if b > 1:
+        index = index + torch.arange(b, device=index.device).view(b, 1, 1) * (n * h * w + 1)
+    return gather_rows(rgb.reshape(-1, 3), index).reshape(b, grid.height, grid.width, 3)
+
+
+def zoom(values01: torch.Tensor, size: tuple[int, int], colormap: str) -> torch.Tensor:
+    """Enlarge ``(B, h, w)`` maps in [0, 1] to ``size`` by nearest neighbour: ``(B, H, W, 3)`` uint8."""
+    grid = Grid(1, 1, size[0], size[1], 0)
+    return tile(values01.unsqueeze(1), grid, colormap)
 
 
 def fc_grid(neurons: int, cell: int) -> Grid:
