@@ -1,13 +1,17 @@
-"""A ``Result`` as the messages the browser gets: one JSON header plus one binary message per panel.
+"""A ``Result`` as the messages the browser gets: a JSON header, then one binary message.
 
 Images travel as JPEG (photos, heatmaps, the activation mosaic: small and fast to encode) or PNG
-(the FC map, whose one-colour cells JPEG would smear). Each binary message carries a tiny header
-so the page can route it without trusting message order::
+(the FC map, whose one-colour cells JPEG would smear). Each panel becomes a *blob* with a tiny
+header, so it can be routed without trusting message order::
 
     uint32 LE  seq          frame number, matches the JSON header's ``seq``
     uint8      n            length of the panel name
     n bytes    panel name   ascii, e.g. ``input``, ``activations``, ``map:gradcam``
     ...        payload      the encoded image (or raw little-endian float32 for ``ranges``)
+
+On the wire all blobs of a frame travel in one binary message, each preceded by its length
+(uint32 LE): one send per frame instead of one per panel, which matters when the event loop
+shares the GIL with the engine (every ``await`` can cost a GIL switch interval, 5 ms).
 
 The benchmarks reuse :func:`encode_result` to measure what the server adds per frame.
 """
@@ -33,6 +37,7 @@ PANEL_FORMATS: dict[str, str] = {"input": JPEG, "activations": JPEG, "channel": 
 MAP_FORMAT = JPEG
 
 _HEADER = struct.Struct("<IB")
+_LENGTH = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class EncodedFrame:
         seq: frame number (increasing; the page acknowledges it).
         meta: JSON-serialisable header (``type: "frame"``): geometry, predictions, selections,
             timings, and the list of panels that follow as binary messages.
-        blobs: the binary messages, in the order listed in ``meta["panels"]``.
+        blobs: one per panel, in the order listed in ``meta["panels"]``.
         seconds: wall time :func:`encode_result` took.
     """
 
@@ -54,8 +59,12 @@ class EncodedFrame:
 
     @property
     def nbytes(self) -> int:
-        """Total size of the binary messages."""
+        """Total size of the panels' blobs."""
         return sum(len(b) for b in self.blobs)
+
+    def packed(self) -> bytes:
+        """The one binary message carrying every blob (see :func:`unpack_message`)."""
+        return b"".join(_LENGTH.pack(len(b)) + b for b in self.blobs)
 
 
 def encode_image(image: np.ndarray, mime: str = JPEG, quality: int = 80) -> bytes:
@@ -80,6 +89,18 @@ def unpack_blob(blob: bytes) -> tuple[int, str, bytes]:
     seq, n = _HEADER.unpack_from(blob)
     start = _HEADER.size
     return seq, blob[start : start + n].decode("ascii"), blob[start + n :]
+
+
+def unpack_message(message: bytes) -> list[tuple[int, str, bytes]]:
+    """Split a frame's binary message into ``(seq, name, payload)`` per panel."""
+    out = []
+    offset = 0
+    while offset < len(message):
+        (n,) = _LENGTH.unpack_from(message, offset)
+        offset += _LENGTH.size
+        out.append(unpack_blob(message[offset : offset + n]))
+        offset += n
+    return out
 
 
 def _round(x: float, digits: int = 5) -> float:

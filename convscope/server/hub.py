@@ -61,6 +61,7 @@ class Hub:
         self.window = window
         self.latest: EncodedFrame | None = None
         self._latest_text = ""
+        self._latest_payload = b""
         self.viewers: set[Viewer] = set()
         self.published = 0
 
@@ -68,6 +69,7 @@ class Hub:
         """Replace the newest frame and wake every viewer."""
         self.latest = frame
         self._latest_text = json.dumps(frame.meta, separators=(",", ":"))
+        self._latest_payload = frame.packed()
         self.published += 1
         for viewer in self.viewers:
             viewer.wake.set()
@@ -109,18 +111,17 @@ class Hub:
                 else:
                     kind = next(iter(viewer.control))
                     await send_text(viewer.control.pop(kind))
-            frame, text = self.latest, self._latest_text
+            frame, text, payload = self.latest, self._latest_text, self._latest_payload
             if viewer.closed or frame is None or frame.seq <= viewer.last_seq:
                 continue
             if len(viewer.in_flight) >= viewer.window:
                 continue  # woken again by an ack
             viewer.in_flight.append(frame.seq)
             viewer.last_seq = frame.seq
-            await send_text(text)
-            for blob in frame.blobs:
-                await send_bytes(blob)
             viewer.frames_sent += 1
-            viewer.bytes_sent += frame.nbytes
+            viewer.bytes_sent += len(payload)
+            await send_text(text)
+            await send_bytes(payload)
             if self.latest is not None and self.latest.seq > viewer.last_seq:
                 viewer.wake.set()  # a newer frame came while we were sending
 

@@ -1,6 +1,10 @@
 """The engine thread: newest frame + current selection -> ``Engine.run`` -> encode -> publish.
 
-It never waits on the network: publishing hands the encoded frame to a callback that only
+Two threads, each handing on only its newest value: the engine thread runs the model and leaves
+the :class:`Result` in a slot; the encoder thread turns the newest result into JPEG/PNG messages
+and publishes them. Encoding (which releases the GIL) thus overlaps the next frame's engine run
+instead of adding to it, and if encoding ever falls behind, a result is replaced, never queued.
+Neither thread waits on the network: publishing hands the encoded frame to a callback that only
 schedules work on the event loop. While paused it keeps the last frame and recomputes it when
 the selection changes, so clicks still work on a frozen picture. When the source ends the last
 frame stays on screen the same way.
@@ -79,7 +83,9 @@ class Pipeline:
         self._state = state
         self._version = 0
         self._paused = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._slot = threading.Condition()
+        self._pending: tuple[Any, int] | None = None  # newest (Result, seq) not yet encoded
         self._seq = 0
         self._times: deque[float] = deque(maxlen=240)
         self._run_s: deque[float] = deque(maxlen=30)
@@ -89,6 +95,7 @@ class Pipeline:
         self._last_probe = 0.0
         self.error: str | None = None
         self.frames = 0
+        self.replaced = 0  # results the encoder never saw because a newer one came first
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -112,22 +119,32 @@ class Pipeline:
         self._changed.set()
 
     def set_publisher(self, publish: Callable[[EncodedFrame], None]) -> None:
-        """``publish`` is called from the engine thread and must not block."""
+        """``publish`` is called from the encoder thread and must not block."""
         self._publish = publish
 
     # -- thread -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="convscope-engine", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name="convscope-engine", daemon=True),
+            threading.Thread(target=self._encoder, name="convscope-encoder", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 1.5) -> bool:
-        """Ask the thread to stop; True if it ended within ``timeout`` seconds."""
+        """Ask the threads to stop; True if they ended within ``timeout`` seconds."""
         self._stop.set()
         self._changed.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        with self._slot:
+            self._slot.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
 
     def _loop(self) -> None:
         frame = None
@@ -151,26 +168,17 @@ class Pipeline:
         try:
             t0 = time.perf_counter()
             result = self.engine.run(image, state.to_request())
-            t1 = time.perf_counter()
-            encoded = encode_result(result, self.quality, self._seq)
-        except ConvscopeError as exc:
-            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._run_s.append(time.perf_counter() - t0)
+        except Exception as exc:
+            self._fail(exc)
             return
-        except Exception as exc:  # a bug: keep the dashboard alive, say so in the status line
-            if self.error is None or not self.error.startswith("internal error"):
-                log.exception("engine failed")
-            self.error = f"internal error: {type(exc).__name__}: {str(exc)[:120]}"
-            time.sleep(0.2)
-            return
-        self.error = None
-        self._seq += 1
-        self.frames += 1
+        with self._slot:
+            if self._pending is not None:
+                self.replaced += 1
+            self._pending = (result, self._seq)
+            self._seq += 1
+            self._slot.notify()
         now = time.perf_counter()
-        self._times.append(now)
-        self._run_s.append(t1 - t0)
-        self._encode_s.append(encoded.seconds)
-        self._bytes.append(encoded.nbytes)
-        self._publish(encoded)
         if self.net_probe is None:
             forward = result.timings.get("forward")
             if forward:
@@ -183,6 +191,36 @@ class Pipeline:
             except Exception:  # the probe is only an estimate; never break the stream for it
                 log.debug("net probe failed", exc_info=True)
             self._last_probe = time.perf_counter()
+
+    def _encoder(self) -> None:
+        while not self._stop.is_set():
+            with self._slot:
+                while self._pending is None and not self._stop.is_set():
+                    self._slot.wait(0.25)
+                if self._pending is None:
+                    return
+                (result, seq), self._pending = self._pending, None
+            try:
+                encoded = encode_result(result, self.quality, seq)
+            except Exception as exc:
+                self._fail(exc)
+                continue
+            self.error = None
+            self.frames += 1
+            self._times.append(time.perf_counter())
+            self._encode_s.append(encoded.seconds)
+            self._bytes.append(encoded.nbytes)
+            self._publish(encoded)
+
+    def _fail(self, exc: Exception) -> None:
+        """Keep the dashboard alive after a failure and say what it was in the status line."""
+        if isinstance(exc, ConvscopeError):
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return
+        if self.error is None or not self.error.startswith("internal error"):
+            log.exception("engine failed", exc_info=exc)
+        self.error = f"internal error: {type(exc).__name__}: {str(exc)[:120]}"
+        time.sleep(0.2)
 
     # -- numbers for the status line ------------------------------------------------------------
     def stats(self) -> dict:
@@ -210,7 +248,9 @@ class Pipeline:
             "frames": self.frames,
             "engine_ms": round(run_ms, 2),
             "encode_ms": round(enc_ms, 2),
+            # what encoding would add to a frame if it ran in line; it overlaps the next run instead
             "encode_share": round(enc_ms / (run_ms + enc_ms), 4) if run_ms + enc_ms else None,
+            "replaced": self.replaced,
             "frame_bytes": int(statistics.fmean(self._bytes)) if self._bytes else 0,
             "error": self.error,
         }

@@ -9,7 +9,7 @@ from server_models import SPEC
 from convscope.engine import Engine
 from convscope.models import load_model
 from convscope.server.dashboard import Dashboard, make_dashboard
-from convscope.server.encode import unpack_blob
+from convscope.server.encode import unpack_message
 from convscope.server.security import Guard
 from convscope.sources import open_source
 
@@ -49,15 +49,14 @@ def receive_json(ws, kind: str, limit: int = 200) -> dict:
 
 
 def receive_frame(ws, ack: bool = True, limit: int = 200) -> tuple[dict, dict[str, bytes]]:
-    """Read until one whole frame (header + its binary panels) has arrived; acknowledge it."""
+    """Read until one whole frame (header + its binary message) has arrived; acknowledge it."""
     meta = receive_json(ws, "frame", limit)
+    msg = ws.receive()
+    assert msg.get("bytes") is not None, msg
     parts: dict[str, bytes] = {}
-    while len(parts) < len(meta["panels"]):
-        msg = ws.receive()
-        if msg.get("bytes") is not None:
-            seq, name, payload = unpack_blob(msg["bytes"])
-            assert seq == meta["seq"]
-            parts[name] = payload
+    for seq, name, payload in unpack_message(msg["bytes"]):
+        assert seq == meta["seq"]
+        parts[name] = payload
     assert [p["name"] for p in meta["panels"]] == list(parts)
     if ack:
         ws.send_text(json.dumps({"type": "ack", "seq": meta["seq"]}))

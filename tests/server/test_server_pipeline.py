@@ -118,7 +118,7 @@ def test_an_engine_error_shows_in_the_status_and_the_thread_lives_on(built):
             time.sleep(0.05)
         assert pipe.error and "\n" not in pipe.error and "RGB" in pipe.error
         assert pipe.stats()["error"] == pipe.error and not got.frames
-        assert pipe._thread.is_alive()
+        assert pipe.alive
     finally:
         assert pipe.stop(timeout=10)
 

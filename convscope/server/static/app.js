@@ -1,5 +1,5 @@
 // convscope live: the page side. One WebSocket; JSON for metadata, binary messages for images.
-// Binary message: uint32 LE seq, uint8 n, n bytes panel name (ascii), then the payload.
+// Per frame: a JSON header, then one binary message with every panel (see onBinary).
 // Selections are sent as JSON and come back to every open tab as the shared "state".
 'use strict';
 
@@ -15,7 +15,7 @@
     sendRaw: (text) => S.ws && S.ws.send(text),
   });
 
-  const frames = new Map(); // seq -> {meta, left, parts}
+  const frames = new Map(); // seq -> {meta}: headers waiting for their binary message
   let lastDrawn = -1;
   const tabTimes = [];
 
@@ -46,28 +46,33 @@
       case 'hello': onHello(msg); break;
       case 'state': onState(msg); break;
       case 'status': onStatus(msg); break;
-      case 'frame': frames.set(msg.seq, { meta: msg, left: msg.panels.length, parts: {} }); break;
+      case 'frame': frames.set(msg.seq, { meta: msg }); break;
       case 'error': onError(msg); break;
       default: break;
     }
   }
 
+  // One binary message per frame: [uint32 length][blob] per panel; a blob is
+  // [uint32 seq][uint8 n][n bytes name][payload].
   function onBinary(buf) {
     const view = new DataView(buf);
-    const seq = view.getUint32(0, true);
-    const n = view.getUint8(4);
-    const name = String.fromCharCode(...new Uint8Array(buf, 5, n));
+    const parts = {};
+    let seq = -1;
+    for (let off = 0; off + 4 <= buf.byteLength;) {
+      const len = view.getUint32(off, true);
+      const start = off + 4;
+      seq = view.getUint32(start, true);
+      const n = view.getUint8(start + 4);
+      const name = String.fromCharCode(...new Uint8Array(buf, start + 5, n));
+      parts[name] = buf.slice(start + 5 + n, start + len);
+      off = start + len;
+    }
     const entry = frames.get(seq);
     if (!entry) return;
-    entry.parts[name] = buf.slice(5 + n);
-    entry.left -= 1;
-    if (entry.left === 0) {
-      send({ type: 'ack', seq });
-      frames.delete(seq);
-      for (const old of frames.keys()) if (old < seq) frames.delete(old);
-      S.framesReceived += 1;
-      drawFrame(entry.meta, entry.parts);
-    }
+    send({ type: 'ack', seq });
+    for (const old of frames.keys()) if (old <= seq) frames.delete(old);
+    S.framesReceived += 1;
+    drawFrame(entry.meta, parts);
   }
 
   // ---- drawing ----------------------------------------------------------------------------
