@@ -140,6 +140,17 @@ def test_menus_come_from_the_server(page):
     assert algs.count() == len(hello["algorithms"]) >= 3
     for a in hello["algorithms"]:  # every registered algorithm can be shown
         assert page.locator(_tid(a["name"].replace("_", "-"))).count() == 1
+    extra = next(a["name"] for a in hello["algorithms"] if a["name"] not in state(page)["algorithms"])
+    box = page.locator(f"#algorithms input[value={extra}]")
+    blank = canvas(page, extra.replace("_", "-"))
+    box.check()
+    try:
+        wait(page, f"{json.dumps(extra)} in window.convscope.meta.maps")
+        assert page.is_visible(_tid(extra.replace("_", "-")))
+        assert canvas(page, extra.replace("_", "-")) != blank
+    finally:
+        box.uncheck()
+        wait(page, f"!window.convscope.state.algorithms.includes({json.dumps(extra)})")
 
 
 def test_selections_on_a_paused_frame(page, live):
