@@ -19,7 +19,7 @@ from live_process import LiveProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")  # another path only to test the skip
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "e2e-token-0123456789"
