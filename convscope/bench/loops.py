@@ -53,10 +53,11 @@ class NetworkLoop:
 class DashboardLoop:
     """The live pipeline without the socket: ``Engine.run`` then encoding of every panel.
 
-    With ``encode_thread`` the encoding of frame N runs on one worker thread while the engine
-    computes frame N+1 (a pipelining the live server could adopt); a frame then costs the
-    engine's time plus any wait for the previous frame's encoding (``encode_wait``); each frame's
-    ``encode`` is the worker's time for that frame.
+    With ``encode_thread`` (what the live server does) the encoding of frame N runs on one
+    worker thread while the engine computes frame N+1; a frame then costs the engine's time plus
+    any wait for the previous frame's encoding (``encode_wait``), so in steady state the rate is
+    that of the slower of the two, as in the server, where a result the encoder has not taken
+    yet is replaced by the next. Each frame's ``encode`` is the worker's time for that frame.
     """
 
     name = "dashboard"

@@ -30,7 +30,8 @@ class BenchReport:
         memory: start/end memory figures (MiB).
         stages_synced: stage times include their own device work (always true off CUDA); when
             false, a CUDA stage time is its launch time and the waiting shows up in ``copy``.
-        encode_thread: the dashboard encoded on a worker thread, overlapping the next frame.
+        encode_thread: the dashboard encoded on a worker thread, overlapping the next frame (as the
+            live server does); False: inline after each frame.
     """
 
     model: str
@@ -45,7 +46,7 @@ class BenchReport:
     dashboard: LoopStats
     memory: dict[str, float] = field(default_factory=dict)
     stages_synced: bool = True
-    encode_thread: bool = False
+    encode_thread: bool = True
 
     @property
     def ratio(self) -> float:
@@ -81,7 +82,7 @@ class BenchReport:
         lines = [
             f"{self.model} on {self.device}, views {self.views}"
             + (f" (guided backprop of the {self.gb_source})" if self.gb_source else "")
-            + (", encoding on a worker thread" if self.encode_thread else "") + ", "
+            + ("" if self.encode_thread else ", inline encoding") + ", "
             f"{self.distinct_frames} frames from {self.source}, {self.rounds} rounds, {self.threads} threads",
             f"{'loop':<10} {'frames':>6} {'FPS':>8} {'ms/frame':>9}",
         ]

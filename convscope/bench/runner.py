@@ -42,7 +42,7 @@ def run_bench(
     engine: Any = None,
     sync_stages: bool = False,
     gb_source: str | None = None,
-    encode_thread: bool = False,
+    encode_thread: bool = True,
 ) -> BenchReport:
     """Measure the bare network and the dashboard on the same frames.
 
@@ -58,7 +58,8 @@ def run_bench(
         sync_stages: on CUDA, synchronise at every stage boundary of a new engine so each stage
             is charged its own GPU work (exact stage times, slightly lower dashboard FPS).
         gb_source: what guided backprop explains, when not the dashboard's default.
-        encode_thread: encode frame N on a worker thread while the engine computes frame N+1.
+        encode_thread: encode frame N on a worker thread while the engine computes frame N+1, as
+            the live server does (False: encode inline after each frame).
 
     Returns:
         The report (FPS of both loops, their ratio, stage medians, memory).

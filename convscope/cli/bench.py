@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(
         sub, "bench", "measure the dashboard's FPS against the bare network's",
         description="Decode frames once, then run a plain classification loop (preprocess, forward, "
-        "top-1) and the live dashboard pipeline (engine + encoding of every panel) in interleaved "
+        "top-1) and the live dashboard pipeline (engine, and encoding of every panel on an encoder thread "
+        "as the server does) in interleaved "
         "rounds on the same frames. Prints both FPS (from median frame times), their ratio, "
         "per-stage medians and memory.",
     )
@@ -41,9 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="untimed frames per loop before timing (default: 3)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch intra-op threads for both loops (default: torch's choice)")
-    p.add_argument("--encode-thread", action="store_true",
-                   help="encode each frame on a worker thread while the engine computes the next one "
-                   "(what pipelining the live server would gain)")
+    p.add_argument("--inline-encode", action="store_true",
+                   help="encode on the engine's thread after each frame, instead of on an encoder thread "
+                   "overlapping the next frame as the live server does")
     p.add_argument("--sync-stages", action="store_true",
                    help="on CUDA, synchronise at every stage so stage times are exact (costs some FPS)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages,
-                           gb_source=args.gb_source, encode_thread=args.encode_thread)
+                           gb_source=args.gb_source, encode_thread=not args.inline_encode)
     finally:
         torch.set_num_threads(threads)
     if args.json:
