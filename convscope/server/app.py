@@ -23,7 +23,7 @@ from convscope.errors import ConvscopeError, RequestError
 from convscope.server import protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
-from convscope.server.security import COOKIE
+from convscope.server.security import cookie_name
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATUS_EVERY = 0.5
@@ -84,7 +84,7 @@ def create_app(dash: Dashboard) -> Starlette:
         response = Response(files["index.html"].read_bytes(), media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-store"})
         if dash.guard.token is not None:
-            response.set_cookie(COOKIE, dash.guard.token, httponly=True, samesite="strict")
+            response.set_cookie(cookie_name(request), dash.guard.token, httponly=True, samesite="strict")
         return response
 
     async def static(request: Request) -> Response:

@@ -33,22 +33,23 @@ class ModelSpace:
     """What a selection may name: the loaded model's layers and the registered algorithms.
 
     Attributes:
-        conv: conv layer name -> channel count, in execution order.
-        linear: linear layer name -> neuron count, in execution order.
+        conv: conv layer name -> channel count, in execution order (``None``: unknown, as for
+            TorchScript models; the engine then checks the index when it runs).
+        linear: linear layer name -> neuron count, in execution order (``None``: unknown).
         num_classes: length of the model's label list.
         algorithms: registered algorithm names.
     """
 
-    conv: dict[str, int]
-    linear: dict[str, int]
+    conv: dict[str, int | None]
+    linear: dict[str, int | None]
     num_classes: int
     algorithms: tuple[str, ...]
 
     @classmethod
     def from_layers(cls, layers: list, num_classes: int, algorithms: tuple[str, ...]) -> ModelSpace:
         """Build from ``LayerInfo`` objects (``name``, ``kind``, ``shape``)."""
-        conv = {la.name: int(la.shape[0]) if la.shape else 0 for la in layers if la.kind == "conv"}
-        linear = {la.name: int(la.shape[0]) if la.shape else 0 for la in layers if la.kind == "linear"}
+        conv = {la.name: int(la.shape[0]) if la.shape else None for la in layers if la.kind == "conv"}
+        linear = {la.name: int(la.shape[0]) if la.shape else None for la in layers if la.kind == "linear"}
         return cls(conv=conv, linear=linear, num_classes=int(num_classes), algorithms=tuple(algorithms))
 
 
@@ -129,11 +130,15 @@ VIEW_FIELDS = ("conv_layer", "channel", "fc_layer", "neuron", "cam_layer", "cam_
                "algorithms", "grayscale", "normalize")
 
 
-def _int(value: Any, name: str, size: int, optional: bool = False) -> int | None:
+def _int(value: Any, name: str, size: int | None, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{name} must be an integer{' or null' if optional else ''}, got {_show(value)}")
+    if size is None:  # unknown layer size: only the sign can be checked here
+        if value < 0:
+            raise RequestError(f"{name} {value} must not be negative")
+        return value
     if not 0 <= value < size:
         raise RequestError(f"{name} {value} is out of range (0..{size - 1})" if size else f"{name}: nothing to select")
     return value
@@ -233,11 +238,11 @@ def apply_view(state: ViewState, changes: dict, space: ModelSpace) -> ViewState:
     neurons = space.linear.get(fc, 0) if fc else 0
     if "channel" in changes:
         new["channel"] = _int(changes["channel"], "channel", channels)
-    elif state.channel >= channels:
+    elif channels is not None and state.channel >= channels:
         new["channel"] = 0
     if "neuron" in changes:
         new["neuron"] = _int(changes["neuron"], "neuron", neurons, optional=True)
-    elif state.neuron is not None and state.neuron >= neurons:
+    elif state.neuron is not None and neurons is not None and state.neuron >= neurons:
         new["neuron"] = None
     if "cam_class" in changes:
         new["cam_class"] = _int(changes["cam_class"], "cam_class", space.num_classes, optional=True)

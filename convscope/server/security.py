@@ -21,6 +21,11 @@ from starlette.requests import HTTPConnection
 from convscope.errors import UsageError
 
 COOKIE = "convscope_token"
+
+
+def cookie_name(conn: HTTPConnection) -> str:
+    """The token cookie's name for this server: cookies ignore ports, two dashboards must not clash."""
+    return f"{COOKIE}_{conn.url.port or (443 if conn.url.scheme in ('https', 'wss') else 80)}"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
@@ -67,7 +72,7 @@ class Guard:
     def token_ok(self, conn: HTTPConnection) -> bool:
         if self.token is None:
             return True
-        given = conn.query_params.get("token") or conn.cookies.get(COOKIE) or ""
+        given = conn.query_params.get("token") or conn.cookies.get(cookie_name(conn)) or ""
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def host_ok(self, conn: HTTPConnection) -> bool:

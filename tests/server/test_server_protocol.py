@@ -113,3 +113,14 @@ def test_hello_lists_layers_in_execution_order(built):
     assert [la["index"] for la in hello["conv_layers"] + hello["linear_layers"]] == [0, 1, 2, 3]
     assert hello["max_message_bytes"] == protocol.MAX_MESSAGE_BYTES
     assert hello["source"]["kind"] == "demo" and hello["source"]["width"] > 0
+
+
+def test_unknown_layer_sizes_leave_the_range_check_to_the_engine():
+    from convscope.models.layers import LayerInfo
+
+    layers = [LayerInfo(0, "conv", "conv", ()), LayerInfo(1, "fc", "linear", ())]  # as TorchScript gives
+    space = protocol.ModelSpace.from_layers(layers, 10, ("gradcam",))
+    st = apply_view(ViewState.initial(space), {"channel": 40, "neuron": 3}, space)
+    assert (st.channel, st.neuron) == (40, 3)
+    with pytest.raises(RequestError, match="negative"):
+        apply_view(st, {"channel": -1}, space)

@@ -49,9 +49,15 @@ def test_page_needs_the_token(guarded):
     assert guarded.get("/?token=wrong").status_code == 403
     ok = guarded.get(f"/?token={TOKEN}")
     assert ok.status_code == 200 and 'data-testid="activation-grid"' in ok.text
-    assert ok.cookies.get(COOKIE) == TOKEN
+    assert ok.cookies.get(f"{COOKIE}_8765") == TOKEN  # per port: cookies ignore ports
     # the cookie set on the first visit lets the page reload without the query
     assert guarded.get("/").status_code == 200
+    with guarded.websocket_connect(WS) as ws:  # and the page's WebSocket too
+        assert receive_json(ws, "hello")["type"] == "hello"
+    # another dashboard's cookie (another port) is not this one's
+    guarded.cookies.clear()
+    guarded.cookies.set(f"{COOKIE}_9999", TOKEN)
+    assert guarded.get("/").status_code == 403
 
 
 def test_websocket_needs_the_token(guarded):
