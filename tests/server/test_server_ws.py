@@ -148,3 +148,21 @@ def test_pause_freezes_the_frame_but_selections_are_computed(dashboard, client):
             if parts["input"] != frozen:
                 break
         assert parts["input"] != frozen
+
+
+def _colourfulness(payload: bytes) -> float:
+    rgb = decode(payload).astype(int)
+    return float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
+
+
+def test_grayscale_toggle_renders_maps_in_grey(client):
+    with client.websocket_connect(WS) as ws:
+        _, parts = receive_frame(ws)
+        assert _colourfulness(parts["channel"]) > 20  # the jet colormap
+        ws.send_text(json.dumps({"type": "view", "grayscale": True}))
+        for _ in range(30):
+            meta, parts = receive_frame(ws)
+            if _colourfulness(parts["channel"]) < 2:
+                break
+        assert _colourfulness(parts["channel"]) < 2
+        assert _colourfulness(parts["input"]) > 5  # the input itself keeps its colours
