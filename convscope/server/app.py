@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from convscope.errors import ConvscopeError, RequestError
+from convscope.errors import ConvscopeError
 from convscope.server import protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
@@ -112,9 +112,7 @@ def create_app(dash: Dashboard) -> Starlette:
                     dash.resolve(new.to_request())
                 pipeline.update(new)
             hub.broadcast("state", state_message())
-        except RequestError as exc:
-            viewer.push_error(_error(str(exc), _kind(text)))
-        except ConvscopeError as exc:  # e.g. LayerError from Engine.resolve
+        except ConvscopeError as exc:  # RequestError from the schema, LayerError from Engine.resolve
             viewer.push_error(_error(str(exc).splitlines()[0], _kind(text)))
 
     async def websocket_endpoint(ws: WebSocket) -> None:
@@ -138,7 +136,7 @@ def create_app(dash: Dashboard) -> Starlette:
         finally:
             hub.remove(viewer)
             sender.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
     app = Starlette(

@@ -1,7 +1,7 @@
 """Fan-out to viewers: every viewer has a latest-value slot, never a queue.
 
-The engine thread publishes a frame with ``loop.call_soon_threadsafe(hub.publish, frame)`` and
-returns at once. Each viewer's sender task wakes, takes the newest frame and sends it, at most
+The pipeline's encoder thread publishes a frame through :class:`ThreadHandoff` (at most one
+``call_soon_threadsafe`` pending) and returns at once. Each viewer's sender task wakes, takes the newest frame and sends it, at most
 :data:`FRAMES_IN_FLIGHT` frames ahead of the viewer's acknowledgements. A viewer that reads
 slowly (or never) therefore holds at most that many frames in the network buffers, and skips the
 frames published meanwhile; the others are not slowed. Control messages (``state``, ``status``,

@@ -4,10 +4,14 @@ Page -> server (JSON text, at most :data:`MAX_MESSAGE_BYTES`)::
 
     {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection
     {"type": "pause", "paused": true|false}         freeze / resume the input
-    {"type": "ack", "seq": N}                       frame N arrived (flow control)
+    {"type": "ack", "seq": N}                       frames up to N arrived (flow control)
 
-Server -> page: ``hello`` (model, layers, algorithms, source), ``state`` (the shared selection),
-``frame`` (header of a frame whose panels follow as binary messages), ``status`` and ``error``.
+Server -> page: ``hello`` (model, layers, algorithms, source), ``state`` (the shared selection,
+sent to every viewer when anyone changes it), ``frame`` (the header of a frame whose panels
+follow in one binary message, see :mod:`convscope.server.encode`), ``status`` (twice a second)
+and ``error`` (the reply to a message that did not fit). The server sends a viewer at most
+:data:`~convscope.server.hub.FRAMES_IN_FLIGHT` frames it has not acknowledged, so a client
+that never acks gets that many frames and then only control messages.
 
 A message that does not fit raises :class:`~convscope.errors.RequestError` with a one-line
 reason; the caller replies with an ``error`` message and changes nothing.
