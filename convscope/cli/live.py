@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-s", "--source", default="demo", metavar="S",
                    help="demo, a video file, webcam index (0), stream URL, image or folder (default: demo)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="start a file again at its end (default: on for the demo and live streams, off for files)")
     add_model_options(p)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1",
@@ -37,8 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--token", metavar="T", help="the token viewers must present (default: a random one, printed)")
     g.add_argument("--no-token", action="store_true", help="serve without a token (anyone who can reach the port sees it)")
     g.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
-    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
-                   help="start a file again at its end (default: on for the demo and live streams, off for files)")
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
     p.set_defaults(func=run)
 
