@@ -93,6 +93,9 @@ class Engine:
             descheduled worker stalls it for a time slice; measured 4x faster with 1 of 2 threads
             there). ``None`` leaves torch's setting. The setting is process-wide for those
             milliseconds.
+        rule_mechanism: ``auto`` finds ReLU outputs with module hooks when a probe forward shows
+            the model has no functional ReLU calls, else with a torch-function mode; ``mode``
+            always uses the mode (for tests and measurements). See :mod:`convscope.engine.rules`.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Engine:
         strategy: Strategy = "auto",
         sync_timings: bool = False,
         render_threads: int | None = 1,
+        rule_mechanism: Literal["auto", "mode"] = "auto",
     ) -> None:
         if strategy not in ("auto", "sequential", "batched"):
             raise RequestError(f"unknown strategy {strategy!r}: use auto, sequential or batched")
@@ -116,6 +120,7 @@ class Engine:
         self._home = bundle.device
         self._closed = False
         self._capture: LayerCapture | None = None
+        self._rules: BackwardRules | None = None
         try:
             if self.device != torch.device(bundle.device):
                 self.module.to(self.device)
@@ -126,6 +131,12 @@ class Engine:
                 bundle = dataclasses.replace(bundle, device=self.device)
             self.layers: list[LayerInfo] = discover_layers(bundle)
             self._capture = LayerCapture(self.module)
+            if not bundle.scripted:
+                h, w = bundle.preprocessing.input_size
+                example = torch.zeros(1, 3, h, w, device=self.device)
+                self._rules = BackwardRules(self.module, example, force_mode=rule_mechanism == "mode")
+            else:
+                self._rules = BackwardRules(self.module)
         except BaseException:
             self.close()
             raise
@@ -135,7 +146,6 @@ class Engine:
         self.num_classes = len(bundle.labels) or (
             self.linear_layers[-1].shape[-1] if self.linear_layers else 0
         )
-        self._rules = BackwardRules()
         self._resolved: dict[ViewRequest, ViewRequest] = {}
         self._plans: dict[ViewRequest, Plan] = {}
         self._masks: dict[tuple, torch.Tensor] = {}
@@ -154,6 +164,8 @@ class Engine:
         self._closed = True
         if self._capture is not None:
             self._capture.close()
+        if self._rules is not None:
+            self._rules.close()
         for p, flag in self._requires_grad:
             p.requires_grad_(flag)
         self.module.train(self._was_training)
@@ -240,7 +252,7 @@ class Engine:
                     xin = xin.detach().requires_grad_()
                 self._rules.reset()
                 if plan.guided:
-                    with self._rules:
+                    with self._rules.armed():
                         out = self.module(xin)
                 else:
                     out = self.module(xin)

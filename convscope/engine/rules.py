@@ -1,35 +1,45 @@
 """Backward rules for ReLU-like activations, switchable per backward call or per batch row.
 
 Module hooks miss functional ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` calls (torchvision's
-DenseNet and Inception use them) and fight with in-place ReLUs and with one ReLU module reused
-several times (ResNet's Bottleneck). A :class:`~torch.overrides.TorchFunctionMode` active during
-the forward sees every one of those calls (``nn.ReLU`` / ``nn.ReLU6`` modules call them too), so
-one mechanism covers modules, reuse, in-place and functional use. On each ReLU-like output it
-registers a gradient hook that applies the rule *active at backward time*:
+DenseNet and Inception use them). A :class:`~torch.overrides.TorchFunctionMode` active during the
+forward sees every one of those calls (``nn.ReLU`` / ``nn.ReLU6`` modules call them too), so one
+mechanism covers modules, reuse, in-place and functional use. On each ReLU-like output it registers
+a gradient hook that applies the rule *active at backward time*:
 
 * ``standard``: the gradient passes unchanged (the ReLU's own mask ``x > 0`` follows);
 * ``guided`` (Springenberg et al. 2015): negative gradients are zeroed first, so the node passes
   back ``relu(grad) * (x > 0)``; for ReLU6 (``hardtanh(0, 6)``) ``relu(grad) * (0 < x < 6)``.
 
 Because the rule is read when the backward runs, one graph serves a standard backward (Grad-CAM)
-and a guided one. With a per-row mask, one batched backward serves rows with different rules.
-Activations with no guided rule (SiLU, GELU, Hardswish ...) pass gradients unchanged and are
-recorded so results can say so.
+and a guided one; with a per-row mask, one batched backward serves rows with different rules.
+Registering the hook on the op's *output* tensor (not on the module) is what makes in-place ReLUs
+and a module reused several times (ResNet's Bottleneck) work: each call's output gets its own hook.
+
+The mode costs a Python call per torch function in the forward (about 20 us; on a GPU, where an
+eager ResNet-50 forward is launch-bound, that is a large share). So a probe forward at start-up
+checks whether the model calls any ReLU outside an ``nn.ReLU`` / ``nn.ReLU6`` / ``nn.Hardtanh(0, x)``
+module; if not, forward hooks on those modules register the same tensor hooks and the mode is not
+used. Activations with no guided rule (SiLU, GELU, Hardswish ...) pass gradients unchanged and
+are recorded so results can say so.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
 
 Rule = Literal["standard", "guided"]
 RULES: tuple[Rule, ...] = ("standard", "guided")
 
 _RELU = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6}
-_HARDTANH = {F.hardtanh, F.hardtanh_, torch.nn.functional.hardtanh}
+_HARDTANH = {F.hardtanh, F.hardtanh_}
 #: Activations that have no guided rule: their gradients pass with the standard rule.
 _UNGUIDED = {
     F.silu: "SiLU",
@@ -45,55 +55,116 @@ _UNGUIDED = {
 }
 
 
-def _hardtanh_bounds(args: tuple, kwargs: dict) -> tuple[float, float]:
-    lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-    hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
-    return float(lo), float(hi)
+def _kind(func: Any, args: tuple, kwargs: dict) -> str | None:
+    """``relu`` for a ReLU-like call, an activation's display name if it has no guided rule, else None."""
+    if func in _RELU:
+        return "relu"
+    if func in _HARDTANH:
+        lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        return "relu" if float(lo) == 0.0 else "Hardtanh"
+    return _UNGUIDED.get(func)
 
 
-class BackwardRules(TorchFunctionMode):
-    """Enter around a forward pass; afterwards set :attr:`guided` or :attr:`row_mask` per backward.
+def _is_relu_module(m: nn.Module) -> bool:
+    return isinstance(m, nn.ReLU) or (isinstance(m, nn.Hardtanh) and float(m.min_val) == 0.0)
 
-    Attributes:
-        guided: apply the guided rule in the next backward (when ``row_mask`` is None).
-        row_mask: a bool tensor, one entry per batch row: the rows that take the guided rule.
-        unguided: display names of the activations seen in the last forward that have no guided
-            rule (they always pass gradients unchanged).
-        hooked: how many ReLU-like outputs the last forward hooked.
-    """
 
-    def __init__(self) -> None:
+class _RuleMode(TorchFunctionMode):
+    """Hooks every ReLU-like output of the forward it is active in."""
+
+    def __init__(self, rules: BackwardRules) -> None:
         super().__init__()
-        self.guided = False
-        self.row_mask: torch.Tensor | None = None
-        self.unguided: set[str] = set()
-        self.hooked = 0
-
-    def reset(self) -> None:
-        """Forget what the previous forward recorded (call before each forward)."""
-        self.guided = False
-        self.row_mask = None
-        self.unguided = set()
-        self.hooked = 0
+        self.rules = rules
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func in _RELU:
-            self._hook(out)
-        elif func in _HARDTANH:
-            lo, _hi = _hardtanh_bounds(args, kwargs)
-            if lo == 0.0:
-                self._hook(out)
-            else:
-                self.unguided.add("Hardtanh")
-        else:
-            name = _UNGUIDED.get(func)
-            if name is not None:
-                self.unguided.add(name)
+        kind = _kind(func, args, kwargs)
+        if kind == "relu":
+            self.rules.hook(out)
+        elif kind is not None:
+            self.rules.unguided.add(kind)
         return out
 
-    def _hook(self, out: Any) -> None:
+
+class _Probe(TorchFunctionMode):
+    """Records ReLU-like calls made outside ReLU modules, and activations with no guided rule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.functional = False
+        self.unguided: set[str] = set()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        kind = _kind(func, args, kwargs)
+        if kind == "relu" and self.depth == 0:
+            self.functional = True
+        elif kind not in (None, "relu"):
+            self.unguided.add(kind)
+        return func(*args, **kwargs)
+
+
+class BackwardRules:
+    """The switchable ReLU rule of one model; arm it around the forward, set the rule per backward.
+
+    Attributes:
+        guided: apply the guided rule in the next backward (when ``row_mask`` is None).
+        row_mask: a bool tensor, one entry per batch row: the rows that take the guided rule.
+        unguided: display names of the activations with no guided rule in the model's forward.
+        functional: whether the model calls ReLUs outside ReLU modules (then the mode is used).
+        hooked: how many ReLU-like outputs the last armed forward hooked.
+    """
+
+    def __init__(
+        self, module: nn.Module, example: torch.Tensor | None = None, force_mode: bool = False
+    ) -> None:
+        self.guided = False
+        self.row_mask: torch.Tensor | None = None
+        self.hooked = 0
+        self._armed = False
+        self._handles: list[RemovableHandle] = []
+        self.functional, self._static_unguided = True, set()
+        if example is not None and not force_mode:
+            self.functional, self._static_unguided = _probe(module, example)
+        self.unguided: set[str] = set(self._static_unguided)
+        if not self.functional:
+            for m in module.modules():
+                if _is_relu_module(m):
+                    self._handles.append(m.register_forward_hook(self._module_hook))
+
+    @property
+    def mechanism(self) -> str:
+        """``torch-function mode`` or ``module hooks``: how ReLU outputs are found."""
+        return "torch-function mode" if self.functional else "module hooks"
+
+    def reset(self) -> None:
+        """Back to the standard rule, nothing armed (call before each forward)."""
+        self.guided = False
+        self.row_mask = None
+        self.hooked = 0
+        self.unguided = set(self._static_unguided)
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """Hook every ReLU-like output of the forward run inside this block."""
+        if self.functional:
+            with _RuleMode(self):
+                yield
+            return
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+    def _module_hook(self, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        if self._armed:
+            self.hook(output)
+
+    def hook(self, out: Any) -> None:
+        """Register the rule's gradient hook on one ReLU-like output."""
         if isinstance(out, torch.Tensor) and out.requires_grad:
             out.register_hook(self._apply)
             self.hooked += 1
@@ -107,7 +178,37 @@ class BackwardRules(TorchFunctionMode):
         return grad.clamp(min=0) if self.guided else None
 
     def describe(self, rule: Rule) -> str:
-        """``standard``, ``guided`` or e.g. ``guided (SiLU: standard)`` for the last forward."""
+        """``standard``, ``guided`` or e.g. ``guided (SiLU: standard)``."""
         if rule == "standard" or not self.unguided:
             return rule
         return f"guided ({', '.join(sorted(self.unguided))}: standard)"
+
+    def close(self) -> None:
+        """Remove the module hooks (if any)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def _probe(module: nn.Module, example: torch.Tensor) -> tuple[bool, set[str]]:
+    """One forward of ``example``: does the model call ReLUs outside ReLU modules? Which unguided activations?"""
+    probe = _Probe()
+
+    def enter(_m: nn.Module, _inputs: Any) -> None:
+        probe.depth += 1
+
+    def leave(_m: nn.Module, _inputs: Any, _output: Any) -> None:
+        probe.depth -= 1
+
+    handles = []
+    for m in module.modules():
+        if _is_relu_module(m):
+            handles.append(m.register_forward_pre_hook(enter))
+            handles.append(m.register_forward_hook(leave))
+    try:
+        with torch.no_grad(), probe:
+            module(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return probe.functional, probe.unguided

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import GuidedReLU, seeded, tiny_bundle
+from engine_helpers import GuidedReLU, GuidedReLU6, seeded, tiny_bundle
 from torch import nn
 
 from convscope.engine import Engine, Target, ViewRequest
@@ -93,3 +93,52 @@ def test_reference_function_is_what_it_claims():
     x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
     (g,) = torch.autograd.grad((GuidedReLU.apply(x) * torch.tensor([1.0, -1.0, 3.0])).sum(), [x])
     assert g.tolist() == [0.0, 0.0, 3.0]
+
+
+class ModuleOnlyNet(nn.Module):
+    """ReLUs only as modules: one in-place ReLU used three times, an in-place ReLU6."""
+
+    def __init__(self, reference: bool = False) -> None:
+        super().__init__()
+        self.reference = reference
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.conv3 = nn.Conv2d(6, 8, 3, stride=2)
+        self.relu = nn.ReLU(inplace=True)
+        self.relu6 = nn.ReLU6(inplace=True)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        r = GuidedReLU.apply if self.reference else self.relu
+        r6 = GuidedReLU6.apply if self.reference else self.relu6
+        x = r(self.conv1(x))
+        x = r(r(self.conv2(x) * 3.0) + x)
+        x = r6(self.conv3(x) * 8.0)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_module_hooks_and_mode_give_the_reference_guided_gradient(chelsea):
+    net = seeded(ModuleOnlyNet)
+    ref = ModuleOnlyNet(reference=True)
+    ref.load_state_dict(net.state_dict())
+    bundle = tiny_bundle(net, classes=5)
+    req = ViewRequest(algorithms=("guided_backprop",), gb_target=Target("class", 4), keep_raw=True)
+    maps = {}
+    for mechanism in ("auto", "mode"):
+        with Engine(bundle, rule_mechanism=mechanism) as engine:
+            expected_mechanism = "module hooks" if mechanism == "auto" else "torch-function mode"
+            assert engine._rules.mechanism == expected_mechanism
+            res = engine.run(chelsea, req)
+            assert engine._rules.hooked == 0  # reset after the frame
+        maps[mechanism] = torch.from_numpy(res.maps["guided_backprop"].raw)
+    x = torch.from_numpy(res.input_tensor.copy())
+    expected = reference_grad(ref.eval(), x, lambda model, inp: model(inp)[0, 4])
+    assert expected.abs().amax() > 0
+    for got in maps.values():
+        torch.testing.assert_close(got[None], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_functional_relu_switches_to_the_mode(mixed):
+    bundle, _ = mixed
+    with Engine(bundle) as engine:
+        assert engine._rules.mechanism == "torch-function mode"
