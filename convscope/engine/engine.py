@@ -279,11 +279,11 @@ class Engine:
             }
             clock.lap("algorithms")
             packer = Packer()
-            self._render(req, plan, x255, x, logits, top1, acts, raws, packer, rows)
+            grids = self._render(req, plan, x255, x, logits, top1, acts, raws, packer, rows)
             clock.lap("render")
             host = packer.copy()
         clock.lap("copy")
-        return self._results(req, plan, host, rows, clock.timings)
+        return self._results(req, plan, host, grids, rows, clock.timings)
 
     def _score(self, target: Target, logits: torch.Tensor, top1: torch.Tensor, block: slice) -> torch.Tensor:
         """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor)."""
@@ -355,7 +355,9 @@ class Engine:
         raws: dict[str, torch.Tensor],
         packer: Packer,
         rows: int,
-    ) -> None:
+    ) -> dict[str, tuple[render.Grid, int]]:
+        """Render every panel into ``packer``; returns the grid geometry of the tiled panels."""
+        grids: dict[str, tuple[render.Grid, int]] = {}
         cmap = "gray" if req.grayscale else req.colormap
         image = render.to_uint8_image(x255)
         packer.add("input", image)
@@ -376,6 +378,7 @@ class Engine:
                 a01 = render.normalize(a, lo=lo.amin(dim=1, keepdim=True), hi=hi.amax(dim=1, keepdim=True))
             if "activations" in panels:
                 grid = render.mosaic_grid(a.shape[1], a.shape[2], a.shape[3], req.mosaic_width)
+                grids["mosaic"] = (grid, a.shape[1])
                 packer.add("mosaic", render.tile(a01, grid, cmap))
                 packer.add("ranges", torch.stack([lo[..., 0, 0], hi[..., 0, 0]], dim=-1))
                 if req.keep_raw:
@@ -387,6 +390,7 @@ class Engine:
         if "fc" in panels and req.fc_layer in acts:
             v = _features(acts[req.fc_layer][:rows].float())
             grid = render.fc_grid(v.shape[1], req.fc_cell)
+            grids["fc"] = (grid, v.shape[1])
             packer.add("fc", render.cells(render.normalize(v, (1,)), grid, cmap))
             packer.add("fc_range", torch.stack([v.amin(dim=1), v.amax(dim=1)], dim=1))
             if req.neuron is not None:
@@ -411,9 +415,16 @@ class Engine:
                 packer.add(f"map:{job.name}", render.gradient_image(raw))
             if req.keep_raw:
                 packer.add(f"raw:{job.name}", raw)
+        return grids
 
     def _results(
-        self, req: ViewRequest, plan: Plan, host: dict[str, np.ndarray], rows: int, timings: dict[str, float]
+        self,
+        req: ViewRequest,
+        plan: Plan,
+        host: dict[str, np.ndarray],
+        grids: dict[str, tuple[render.Grid, int]],
+        rows: int,
+        timings: dict[str, float],
     ) -> list[Result]:
         results = []
         labels = self.labels
@@ -424,8 +435,7 @@ class Engine:
             ]
             result = Result(input=host["input"][b], predictions=preds, timings=dict(timings))
             if "mosaic" in host:
-                a = self._layer_shape(req.conv_layer)
-                grid = render.mosaic_grid(a[0], a[1], a[2], req.mosaic_width)
+                grid, channels = grids["mosaic"]
                 result.activations = Mosaic(
                     req.conv_layer or "",
                     host["mosaic"][b],
@@ -433,7 +443,7 @@ class Engine:
                     grid.cols,
                     grid.tile_h,
                     grid.tile_w,
-                    a[0],
+                    channels,
                     host["ranges"][b],
                     host["mosaic_raw"][b] if "mosaic_raw" in host else None,
                 )
@@ -441,8 +451,7 @@ class Engine:
                 result.channel = host["channel"][b]
                 result.channel_index = req.channel
             if "fc" in host:
-                n = self._layer_shape(req.fc_layer)[-1]
-                grid = render.fc_grid(n, req.fc_cell)
+                grid, n = grids["fc"]
                 result.fc = FCMap(
                     req.fc_layer or "",
                     host["fc"][b],
@@ -478,12 +487,6 @@ class Engine:
 
     def _rules_description(self, guided: bool) -> str:
         return self._rules.describe("guided" if guided else "standard")
-
-    def _layer_shape(self, name: str | None) -> tuple[int, ...]:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer.shape
-        raise RequestError(f"unknown layer {name!r}")
 
 
 def _features(a: torch.Tensor) -> torch.Tensor:
