@@ -199,3 +199,20 @@ def test_tensor_frames_and_numpy_frames_agree(chelsea):
     np.testing.assert_array_equal(a.input, b.input)
     for name in req.algorithms:
         np.testing.assert_array_equal(a.maps[name].raw, b.maps[name].raw)
+
+
+def test_batched_strategy_with_several_frames(chelsea, coffee):
+    """Rows = frames x passes: each frame's blocks must keep its own top-1 and its own maps."""
+    bundle = tiny_bundle(seeded(MixedReLUNet))
+    req = ViewRequest(keep_raw=True, gb_target=Target("neuron", 2, "fc1"))
+    with Engine(bundle, strategy="sequential") as seq:
+        a = seq.run_batch([chelsea, coffee], req)
+    with Engine(bundle, strategy="batched") as bat:
+        b = bat.run_batch([chelsea, coffee], req)
+    assert a[0].maps["gradcam"].target != a[1].maps["gradcam"].target or a[0].predictions != a[1].predictions
+    for ra, rb in zip(a, b, strict=True):
+        assert [p.index for p in ra.predictions] == [p.index for p in rb.predictions]
+        for name in req.algorithms:
+            assert ra.maps[name].target == rb.maps[name].target
+            np.testing.assert_allclose(ra.maps[name].raw, rb.maps[name].raw, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(a[0].maps["guided_backprop"].raw, a[1].maps["guided_backprop"].raw)
