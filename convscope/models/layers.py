@@ -93,12 +93,13 @@ def resolve_layer(layers: list[LayerInfo], key: str | int, kind: LayerKind | Non
     what = {"conv": "conv layer", "linear": "linear layer", None: "layer"}[kind]
     if not pool:
         raise LayerError(f"the model has no {what}s")
+    # A name wins over an index: nn.Sequential children are named "0", "1", ...
+    for layer in pool:
+        if isinstance(key, str) and layer.name == key:
+            return layer
     if isinstance(key, int) or (isinstance(key, str) and key.lstrip("-").isdigit()):
         i = int(key)
         if not -len(pool) <= i < len(pool):
             raise LayerError(f"{what} index {i} is out of range: the model has {len(pool)} (use 0..{len(pool) - 1} or -1)")
         return pool[i]
-    for layer in pool:
-        if layer.name == key:
-            return layer
     raise LayerError(f"unknown {what} {key!r}{suggest(str(key), [la.name for la in pool])}")

@@ -72,3 +72,12 @@ def test_discovery_leaves_no_hooks():
     assert all(not m._forward_hooks for m in bundle.module.modules())
     with torch.no_grad():
         assert bundle.module(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_names_win_over_index_strings():
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.Flatten(), nn.LazyLinear(2))
+    seq(torch.zeros(1, 3, 16, 16))
+    layers = discover_layers(ModelBundle(seq.eval(), Preprocessing(input_size=(16, 16)), ("a", "b"), "seq"))
+    assert resolve_layer(layers, "2", "conv").name == "2"  # the module named "2", not conv index 2
+    assert resolve_layer(layers, 1, "conv").name == "2"  # an int is always an index
+    assert resolve_layer(layers, "-1", "conv").name == "2"
