@@ -42,6 +42,8 @@ def test_parse_recognises_the_three_message_types(space):
 
 def test_guided_backprop_follows_what_was_clicked_last(space):
     st = ViewState.initial(space)
+    # until something is clicked, guided backprop explains the Grad-CAM class (one shared backward)
+    assert st.to_request().gb_target == Target("class", None) == st.to_request().cam_target
     st = apply_view(st, {"channel": 4, "gb_source": "channel"}, space)
     assert st.to_request().gb_target == Target("channel", 4, "conv2")
     st = apply_view(st, {"neuron": 9, "gb_source": "neuron"}, space)
