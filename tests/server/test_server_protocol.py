@@ -31,7 +31,7 @@ def test_initial_state_is_the_last_layers_and_the_top1(space):
     assert st.cam_layer == "conv2" and st.cam_class is None
     assert st.algorithms == ("gradcam", "guided_backprop", "guided_gradcam")
     req = st.to_request()
-    assert req.cam_target == Target("class", None) and req.gb_target == Target("channel", 0, "conv2")
+    assert req.cam_target == Target("class", None) and req.gb_target == Target("class", None)
 
 
 def test_parse_recognises_the_three_message_types(space):
