@@ -29,9 +29,10 @@ run() {  # echo the exact command, then append its JSON line to the log
 EXTRA=()
 if [ -n "${THREADS:-}" ]; then EXTRA=(--threads "$THREADS"); fi
 for spec in "resnet50 --weights random" "vgg16 --weights random" "efficientnet_lite0"; do
-  # full as a fresh dashboard shows it (guided backprop of channel 0 of the last conv layer),
-  # full with guided backprop of the Grad-CAM class (one guided backward serves both), activations
-  for views in "full" "full --gb-source class" "activations"; do
+  # full as a fresh dashboard shows it (guided backprop of the Grad-CAM class: one guided backward
+  # serves guided backprop and guided Grad-CAM), full with guided backprop of channel 0 of the
+  # last conv layer (a second guided backward), activations only
+  for views in "full" "full --gb-source channel" "activations"; do
     # shellcheck disable=SC2086
     run bench --device cpu -m $spec --views $views --seconds "$SECS" "${EXTRA[@]}"
   done

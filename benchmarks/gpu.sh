@@ -51,7 +51,7 @@ run() {
 }
 
 for model in resnet50 vgg16 efficientnet_lite0; do
-  for views in "full" "full --gb-source class" "activations"; do
+  for views in "full" "full --gb-source channel" "activations"; do
     # shellcheck disable=SC2086
     run bench --device cuda -m "$model" --weights random --views $views --seconds "$SECS" --warmup 10
   done

@@ -23,9 +23,9 @@ def dashboard_request(layers: list, num_classes: int, gb_source: str | None = No
     Args:
         layers: the model's ``LayerInfo`` list (``Engine.layers``).
         num_classes: length of the model's label list.
-        gb_source: what guided backprop explains, if not the dashboard's default (``channel``:
-            the selected channel of the last conv layer; ``class``: the Grad-CAM class, which
-            lets one guided backward serve guided backprop and guided Grad-CAM).
+        gb_source: what guided backprop explains, if not the dashboard's default (``class``: the
+            Grad-CAM class, so one guided backward serves guided backprop and guided Grad-CAM;
+            ``channel``: the selected channel of the last conv layer, a second guided backward).
     """
     from convscope import algorithms
     from convscope.server import protocol

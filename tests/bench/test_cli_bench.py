@@ -7,11 +7,20 @@ import json
 import pytest
 import torch
 
+from convscope import algorithms
 from convscope.cli.main import main
+from convscope.models import discover_layers, load_model
+from convscope.server.protocol import ModelSpace, ViewState
 
 ENGINE_STAGES = {"preprocess", "forward", "backward", "algorithms", "render", "copy"}
 # one thread: on a shared 2-core machine two OpenMP threads can stall behind other processes
 TINY = ["--frames", "2", "--rounds", "2", "--warmup", "1", "--source-frames", "3", "--threads", "1"]
+
+
+def initial_gb_source() -> str:
+    """What guided backprop explains in a freshly opened live dashboard (the server decides)."""
+    layers = discover_layers(load_model("resnet18", weights="random"))
+    return ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names()))).gb_source
 
 
 def bench_json(capsys, *args: str) -> dict:
@@ -28,8 +37,8 @@ def test_json_report_offline_model(capsys, views):
     assert {"model", "device", "views", "network_fps", "dashboard_fps", "ratio", "stages", "memory"} <= set(report)
     assert report["model"] == "efficientnet_lite0" and report["device"] == "cpu" and report["views"] == views
     assert report["frames"] == {"network": 2, "dashboard": 2}
-    # what a freshly opened dashboard shows: guided backprop of the selected channel
-    assert report["gb_source"] == (None if views == "activations" else "channel")
+    # what a freshly opened dashboard shows
+    assert report["gb_source"] == (None if views == "activations" else initial_gb_source())
     assert report["network_fps"] > 0 and report["dashboard_fps"] > 0
     assert report["ratio"] == pytest.approx(report["dashboard_fps"] / report["network_fps"], rel=2e-3)
     stages = report["stages"]
@@ -52,10 +61,10 @@ def test_json_report_offline_model(capsys, views):
 def test_video_source_and_text_table(capsys, h264_mp4):
     threads = torch.get_num_threads()
     code = main(["bench", *TINY, "--source", str(h264_mp4), "-m", "resnet18", "--weights", "random",
-                 "--views", "full", "--gb-source", "class"])
+                 "--views", "full", "--gb-source", "channel"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "resnet18 (random weights) on cpu, views full (guided backprop of the class), 3 frames from" in out
+    assert "resnet18 (random weights) on cpu, views full (guided backprop of the channel), 3 frames from" in out
     assert "ratio (dashboard / network FPS):" in out
     assert "dashboard stages (median ms):" in out and "encode" in out
     assert "memory: RSS" in out

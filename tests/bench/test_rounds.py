@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import skimage.data
 
+from convscope import algorithms
 from convscope.bench.config import BenchConfig, dashboard_request, view_request
 from convscope.bench.rounds import run_rounds
 from convscope.bench.stats import stage_medians, summarise
 from convscope.engine.request import Target
 from convscope.errors import UsageError
 from convscope.models import discover_layers, load_model
+from convscope.server.protocol import ModelSpace, ViewState
 
 
 class Recorder:
@@ -109,9 +111,11 @@ def test_dashboard_request_is_what_a_fresh_dashboard_shows():
     layers = discover_layers(load_model("resnet18", weights="random"))
     request = dashboard_request(layers, 1000)
     assert request.conv_layer == request.cam_layer == "layer4.1.conv2" and request.fc_layer == "fc"
-    assert request.gb_target == Target("channel", 0, "layer4.1.conv2")
     assert request.cam_target == Target("class", None)
     assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
+    state = ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names())))
+    assert request == state.to_request()
+    assert dashboard_request(layers, 1000, "channel").gb_target == Target("channel", 0, "layer4.1.conv2")
     assert dashboard_request(layers, 1000, "class").gb_target == Target("class", None)
     with pytest.raises(UsageError, match="guided-backprop source"):
         dashboard_request(layers, 1000, "pixel")
