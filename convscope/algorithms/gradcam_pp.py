@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import Captured, Grad
+from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
 from convscope.engine.request import Target
 
@@ -29,17 +30,12 @@ def gradcam_pp_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tens
 
 
 @register
-class GradCAMPlusPlus(Algorithm):
+class GradCAMPlusPlus(GradCAM):
+    """Same needs as Grad-CAM (so it shares Grad-CAM's backward); only the channel weights differ."""
+
     name = "gradcam_pp"
     title = "Grad-CAM++"
     summary = "Grad-CAM with pixel-wise weights of positive gradients (better for several objects)"
-    target_role = "cam"
-    display = "heatmap"
-    uses_layer = True
-
-    def needs(self, target: Target, layer: str | None) -> Needs:
-        assert layer is not None
-        return Needs(activations=(layer,), grads=(Grad(layer, target, "standard"),))
 
     def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
         assert layer is not None
