@@ -10,25 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from algo_helpers import pearson
+from helpers.guided import GuidedReLU
 
 from convscope.engine import Engine, ViewRequest
 from convscope.models import load_model
 
 
-class _GuidedReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g.clamp(min=0) * (x > 0)
-
-
 def _guided_relu(x, inplace=False):
-    return _GuidedReLU.apply(x)
+    return GuidedReLU.apply(x)
 
 
 @pytest.fixture(scope="module")

@@ -4,38 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from helpers.guided import GuidedReLU, GuidedReLU6
 from torch import nn
 
 from convscope.models import ModelBundle, Preprocessing
 from convscope.models.labels import generic_labels
-
-
-class GuidedReLU(torch.autograd.Function):
-    """Reference guided ReLU, written out: backward is ``relu(g) * (x > 0)``."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g.clamp(min=0) * (x > 0)
-
-
-class GuidedReLU6(torch.autograd.Function):
-    """Reference guided ReLU6: backward is ``relu(g) * (0 < x < 6)``."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0, 6)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g.clamp(min=0) * ((x > 0) & (x < 6))
 
 
 class MixedReLUNet(nn.Module):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import GuidedReLU, GuidedReLU6, seeded, tiny_bundle
+from engine_helpers import seeded, tiny_bundle
+from helpers.guided import GuidedReLU, GuidedReLU6
 from torch import nn
 
 from convscope.engine import Engine, Target, ViewRequest
