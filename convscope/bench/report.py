@@ -32,6 +32,9 @@ class BenchReport:
             false, a CUDA stage time is its launch time and the waiting shows up in ``copy``.
         encode_thread: the dashboard encoded on a worker thread, overlapping the next frame (as the
             live server does); False: inline after each frame.
+        engine: how the dashboard's engine ran the model (``Engine.optimization``, e.g.
+            ``49 BatchNorm folded into convs, channels_last``); the network loop always runs the
+            user's module as it is.
     """
 
     model: str
@@ -47,6 +50,7 @@ class BenchReport:
     memory: dict[str, float] = field(default_factory=dict)
     stages_synced: bool = True
     encode_thread: bool = True
+    engine: str = ""
 
     @property
     def ratio(self) -> float:
@@ -75,6 +79,7 @@ class BenchReport:
             "memory": self.memory,
             "stages_synced": self.stages_synced,
             "encode_thread": self.encode_thread,
+            "engine": self.engine,
         }
 
     def format_text(self) -> str:
@@ -89,6 +94,8 @@ class BenchReport:
         for name, s in (("network", self.network), ("dashboard", self.dashboard)):
             lines.append(f"{name:<10} {s.frames:>6} {s.fps:>8.2f} {s.frame_ms:>9.1f}")
         lines.append(f"ratio (dashboard / network FPS): {self.ratio:.3f}")
+        if self.engine:
+            lines.append(f"dashboard engine: {self.engine}; network loop: the model as loaded")
         for name, s in (("dashboard", self.dashboard), ("network", self.network)):
             stages = "  ".join(f"{k} {v:.1f}" for k, v in s.stages_ms.items())
             lines.append(f"{name} stages (median ms): {stages}")

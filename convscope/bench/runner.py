@@ -25,10 +25,10 @@ def device_sync(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _make_engine(bundle: ModelBundle, sync_stages: bool) -> Any:
+def _make_engine(bundle: ModelBundle, sync_stages: bool, optimize: bool) -> Any:
     from convscope.engine import Engine
 
-    return Engine(bundle, sync_timings=sync_stages)
+    return Engine(bundle, sync_timings=sync_stages, optimize=optimize)
 
 
 def run_bench(
@@ -43,6 +43,7 @@ def run_bench(
     sync_stages: bool = False,
     gb_source: str | None = None,
     encode_thread: bool = True,
+    optimize: bool = True,
 ) -> BenchReport:
     """Measure the bare network and the dashboard on the same frames.
 
@@ -60,13 +61,15 @@ def run_bench(
         gb_source: what guided backprop explains, when not the dashboard's default.
         encode_thread: encode frame N on a worker thread while the engine computes frame N+1, as
             the live server does (False: encode inline after each frame).
+        optimize: let a new engine run its folded, ``channels_last`` copy of the model (as the
+            live server does); the network loop always runs the user's module as it is.
 
     Returns:
         The report (FPS of both loops, their ratio, stage medians, memory).
     """
     device = bundle.device
     own_engine = engine is None
-    engine = _make_engine(bundle, sync_stages) if own_engine else engine
+    engine = _make_engine(bundle, sync_stages, optimize) if own_engine else engine
     dashboard = None
     try:
         network = NetworkLoop(bundle)
@@ -103,6 +106,7 @@ def run_bench(
         memory=memory.as_dict(),
         stages_synced=device.type != "cuda" or (sync_stages and own_engine),
         encode_thread=encode_thread,
+        engine=str(getattr(engine, "optimization", "")),
     )
 
 

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "overlapping the next frame as the live server does")
     p.add_argument("--sync-stages", action="store_true",
                    help="on CUDA, synchronise at every stage so stage times are exact (costs some FPS)")
+    p.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="run the dashboard's engine on the model as loaded, without folding BatchNorm into "
+                   "the convs and without channels_last (to see what those give)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages,
-                           gb_source=args.gb_source, encode_thread=not args.inline_encode)
+                           gb_source=args.gb_source, encode_thread=not args.inline_encode,
+                           optimize=args.optimize)
     finally:
         torch.set_num_threads(threads)
     if args.json:

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--token", metavar="T", help="the token viewers must present (default: a random one, printed)")
     g.add_argument("--no-token", action="store_true", help="serve without a token (anyone who can reach the port sees it)")
     g.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
+    p.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="run the model as loaded, without folding BatchNorm into the convs and without "
+                   "channels_last (the views are the same either way)")
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
     p.set_defaults(func=run)
 
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     source = engine = None
     try:
         bundle = load_model_from_args(args)
-        engine = Engine(bundle)
+        engine = Engine(bundle, optimize=args.optimize)
+        print(f"convscope: {bundle.name}: {engine.optimization}", flush=True)
         source = open_source(args.source, realtime=True, loop=args.loop)
         bound, port = sock.getsockname()[:2]
         urls = _urls(bound, port, token)

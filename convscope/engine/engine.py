@@ -31,6 +31,7 @@ import torch
 from convscope.algorithms import INPUT, Grad, get
 from convscope.engine import render
 from convscope.engine.capture import LayerCapture
+from convscope.engine.fastmodel import FastModel, prepare
 from convscope.engine.pack import Packer
 from convscope.engine.plan import Plan, make_plan
 from convscope.engine.request import Target, ViewRequest
@@ -88,7 +89,7 @@ class Engine:
         strategy: ``auto`` (batched on CUDA, sequential elsewhere), ``sequential`` or ``batched``.
         sync_timings: on CUDA, synchronise at stage boundaries so ``Result.timings`` are exact
             (costs a little throughput; the benchmark turns it on).
-        render_threads: on CPU, torch threads for the algorithms and rendering stages (many small
+        render_threads: on CPU, torch threads for preprocessing, algorithms and rendering (many small
             ops: with more threads each one waits on a barrier, and on a busy 2-core machine a
             descheduled worker stalls it for a time slice; measured 4x faster with 1 of 2 threads
             there). ``None`` leaves torch's setting. The setting is process-wide for those
@@ -96,6 +97,9 @@ class Engine:
         rule_mechanism: ``auto`` finds ReLU outputs with module hooks when a probe forward shows
             the model has no functional ReLU calls, else with a torch-function mode; ``mode``
             always uses the mode (for tests and measurements). See :mod:`convscope.engine.rules`.
+        optimize: run a private copy of the model with BatchNorm folded into the convs and
+            ``channels_last`` weights (checked against the model at start-up; captured layers
+            always run unfolded, so activations are exact). See :mod:`convscope.engine.fastmodel`.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class Engine:
         sync_timings: bool = False,
         render_threads: int | None = 1,
         rule_mechanism: Literal["auto", "mode"] = "auto",
+        optimize: bool = True,
     ) -> None:
         if strategy not in ("auto", "sequential", "batched"):
             raise RequestError(f"unknown strategy {strategy!r}: use auto, sequential or batched")
@@ -121,6 +126,7 @@ class Engine:
         self._closed = False
         self._capture: LayerCapture | None = None
         self._rules: BackwardRules | None = None
+        self._fast = FastModel(self.module, {}, False, "plain module")
         try:
             if self.device != torch.device(bundle.device):
                 self.module.to(self.device)
@@ -130,13 +136,21 @@ class Engine:
             if self.device != torch.device(bundle.device):
                 bundle = dataclasses.replace(bundle, device=self.device)
             self.layers: list[LayerInfo] = discover_layers(bundle)
-            self._capture = LayerCapture(self.module)
             if not bundle.scripted:
                 h, w = bundle.preprocessing.input_size
-                example = torch.zeros(1, 3, h, w, device=self.device)
-                self._rules = BackwardRules(self.module, example, force_mode=rule_mechanism == "mode")
+                seed = torch.Generator().manual_seed(0)
+                example = torch.randn(1, 3, h, w, generator=seed).to(self.device)
+                if optimize:
+                    self._fast = prepare(self.module, example, _logits)
+                #: the module the engine runs: the prepared copy, or the user's own module
+                self.net = self._fast.module
+                self._capture = LayerCapture(self.net)
+                example = self._fast.input(example)
+                self._rules = BackwardRules(self.net, example, force_mode=rule_mechanism == "mode")
             else:
-                self._rules = BackwardRules(self.module)
+                self.net = self.module
+                self._capture = LayerCapture(self.net)
+                self._rules = BackwardRules(self.net)
         except BaseException:
             self.close()
             raise
@@ -171,6 +185,11 @@ class Engine:
         self.module.train(self._was_training)
         if self.device != torch.device(self._home):
             self.module.to(self._home)
+
+    @property
+    def optimization(self) -> str:
+        """One line on how the model runs: ``49 BatchNorm folded into convs, channels_last`` ..."""
+        return self._fast.note
 
     @property
     def backward_strategy(self) -> str:
@@ -234,28 +253,31 @@ class Engine:
 
     def _run(self, frames: list, req: ViewRequest, plan: Plan, clock: _Clock) -> list[Result]:
         prep = self.bundle.preprocessing
-        with torch.no_grad():
+        small = self.render_threads if self.device.type == "cpu" else None
+        with torch.no_grad(), _threads(small):  # a resize is small work too (see render_threads)
             x255 = torch.cat([resize_crop(frame_to_tensor(f, self.device), prep) for f in frames])
             x = normalize(x255, prep)
         rows = x.shape[0]
         clock.lap("preprocess")
         assert self._capture is not None
         capture = self._capture
-        capture.begin(dict(plan.capture))
+        wanted = dict(plan.capture)
+        capture.begin(wanted)
+        self._fast.exact(wanted)  # captured convs run unfolded: their outputs are the model's own
         grads: dict[Grad, torch.Tensor] = {}
         if plan.gradient:
             batched = self.backward_strategy == "batched" and len(plan.passes) > 1
             copies = len(plan.passes) if batched else 1
             with torch.enable_grad():
-                xin = x.repeat(copies, 1, 1, 1) if copies > 1 else x
+                xin = self._fast.input(x.repeat(copies, 1, 1, 1) if copies > 1 else x)
                 if plan.input_grad:
                     xin = xin.detach().requires_grad_()
                 self._rules.reset()
                 if plan.guided:
                     with self._rules.armed():
-                        out = self.module(xin)
+                        out = self.net(xin)
                 else:
-                    out = self.module(xin)
+                    out = self.net(xin)
                 logits_all = _logits(out)
                 clock.lap("forward")
                 top1 = logits_all[:rows].detach().argmax(dim=1)
@@ -267,11 +289,11 @@ class Engine:
             clock.lap("backward")
         else:
             with torch.inference_mode():
-                logits = _logits(self.module(x))
+                logits = _logits(self.net(self._fast.input(x)))
             top1 = logits.argmax(dim=1)
             clock.lap("forward")
             clock.lap("backward")
-        with torch.no_grad(), _threads(self.render_threads if self.device.type == "cpu" else None):
+        with torch.no_grad(), _threads(small):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows)
             raws = {

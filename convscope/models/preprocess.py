@@ -46,10 +46,16 @@ def resize_crop(image: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """Resize and crop a 1x3xHxW image (uint8 or float) as the model expects; returns float 0..255."""
     _, _, h, w = image.shape
     rh, rw, top, left, ch, cw = geometry(h, w, prep)
-    x = image.float()
-    if (rh, rw) != (h, w):
-        mode = "bicubic" if prep.interpolation == "bicubic" else "bilinear"
-        x = F.interpolate(x, size=(rh, rw), mode=mode, align_corners=False, antialias=True)
+    mode = "bicubic" if prep.interpolation == "bicubic" else "bilinear"
+    if (rh, rw) == (h, w):
+        x = image.float()
+    elif image.dtype == torch.uint8 and image.device.type == "cpu" and mode == "bilinear":
+        # The CPU has a vectorised uint8 antialiased bilinear kernel (what torchvision uses for
+        # uint8 images): 640x480 -> 224x224 in 0.7 ms instead of 4-5 ms through float, at the cost
+        # of rounding to whole grey levels (at most 1 of 255).
+        x = F.interpolate(image, size=(rh, rw), mode=mode, align_corners=False, antialias=True).float()
+    else:
+        x = F.interpolate(image.float(), size=(rh, rw), mode=mode, align_corners=False, antialias=True)
         if mode == "bicubic":
             x = x.clamp_(0, 255)
     return x[:, :, top : top + ch, left : left + cw]
