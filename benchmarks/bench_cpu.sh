@@ -31,8 +31,9 @@ if [ -n "${THREADS:-}" ]; then EXTRA=(--threads "$THREADS"); fi
 for spec in "resnet50 --weights random" "vgg16 --weights random" "efficientnet_lite0"; do
   # full as a fresh dashboard shows it (guided backprop of the Grad-CAM class: one guided backward
   # serves guided backprop and guided Grad-CAM), full with guided backprop of channel 0 of the
-  # last conv layer (a second guided backward), activations only
-  for views in "full" "full --gb-source channel" "activations"; do
+  # last conv layer (a second guided backward), activations only, and full with the engine on the
+  # model as loaded (no BatchNorm folding, no channels_last) to show what those give
+  for views in "full" "full --gb-source channel" "activations" "full --no-optimize"; do
     # shellcheck disable=SC2086
     run bench --device cpu -m $spec --views $views --seconds "$SECS" "${EXTRA[@]}"
   done
@@ -48,11 +49,12 @@ fi
 "$PY" - "$LOG" <<'PYEOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print("| model | device | views | guided backprop of | network FPS | dashboard FPS | ratio |")
-print("|---|---|---|---|---:|---:|---:|")
+print("| model | device | views | guided backprop of | engine | network FPS | dashboard FPS | ratio |")
+print("|---|---|---|---|---|---:|---:|---:|")
 for r in rows:
     if "ratio" in r:
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | "
+        engine = "optimised" if "channels_last" in r.get("engine", "") else "as loaded"
+        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | {engine} | "
               f"{r['network_fps']:.2f} | {r['dashboard_fps']:.2f} | {r['ratio']:.2f} |")
 for r in rows:
     if "plain_fps" in r:

@@ -5,7 +5,9 @@
 #      (random weights: nothing is downloaded), views full and activations;
 #   3. the independent plain eager loop (benchmarks/plain_loop.py) per model, to check the
 #      bench's network FPS;
-#   4. a memory run (efficientnet_lite0, full, many frames): RSS and CUDA memory start/end.
+#   4. resnet50 full with the engine on the model as loaded (--no-optimize), and what BatchNorm
+#      folding and channels_last buy a bare forward and backward (benchmarks/fold_channels_last.py);
+#   5. a memory run (efficientnet_lite0, full, many frames): RSS and CUDA memory start/end.
 # Every JSON line goes to $OUT/gpu.jsonl (or /tmp/convscope-bench/gpu.jsonl), then a table.
 #
 #   benchmarks/gpu.sh                       # on the GPU machine, from the repository root
@@ -59,6 +61,9 @@ for model in resnet50 vgg16 efficientnet_lite0; do
   timeout 120 "$PY" benchmarks/plain_loop.py -m "$model" --weights random --device cuda --frames 300 --warmup 20 --json \
     | tee -a "$LOG" || status=1
 done
+run bench --device cuda -m resnet50 --weights random --views full --seconds "$SECS" --warmup 10 --no-optimize
+echo "+ benchmarks/fold_channels_last.py -m resnet50 --weights random --device cuda" >&2
+timeout 120 "$PY" benchmarks/fold_channels_last.py -m resnet50 --weights random --device cuda --repeats 50 || status=1
 # the same with every stage synchronised, for exact per-stage GPU times
 run bench --device cuda -m resnet50 --weights random --views full --seconds "$SECS" --warmup 10 --sync-stages
 if [ "$LONG_FRAMES" -gt 0 ]; then
@@ -68,11 +73,12 @@ fi
 "$PY" - "$LOG" <<'PYEOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
-print("| model | device | views | guided backprop of | network FPS | dashboard FPS | ratio |")
-print("|---|---|---|---|---:|---:|---:|")
+print("| model | device | views | guided backprop of | engine | network FPS | dashboard FPS | ratio |")
+print("|---|---|---|---|---|---:|---:|---:|")
 for r in rows:
     if "ratio" in r:
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | "
+        engine = "optimised" if "channels_last" in r.get("engine", "") else "as loaded"
+        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | {engine} | "
               f"{r['network_fps']:.1f} | {r['dashboard_fps']:.1f} | {r['ratio']:.2f} |")
 for r in rows:
     if "plain_fps" in r:

@@ -48,3 +48,16 @@ def test_cuda_memory_is_flat_over_frames():
             engine.run(frame)
         torch.cuda.synchronize()
         assert torch.cuda.memory_allocated() - start < 1 << 20
+
+
+def test_cuda_folded_channels_last_copy_matches_the_model_as_loaded():
+    frame = data.chelsea()
+    bundle = load_model("resnet18", weights="random", device="cuda")
+    req = ViewRequest(algorithms=ALL, keep_raw=True)
+    with Engine(bundle) as fast, Engine(bundle, optimize=False) as plain:
+        assert fast.optimization == "20 BatchNorm folded into convs, channels_last"
+        a, b = fast.run(frame, req), plain.run(frame, req)
+    assert [p.index for p in a.predictions] == [p.index for p in b.predictions]
+    for name in ALL:
+        assert corr(a.maps[name].raw, b.maps[name].raw) > 0.999, name
+    assert corr(a.activations.raw, b.activations.raw) > 0.9999
