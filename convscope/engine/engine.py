@@ -180,6 +180,9 @@ class Engine:
             self._capture.close()
         if self._rules is not None:
             self._rules.close()
+        # drop the private copy now (its conv weights), not whenever the engine object goes
+        self._fast = FastModel(self.module, {}, False, self._fast.note)
+        self.net = self.module
         for p, flag in self._requires_grad:
             p.requires_grad_(flag)
         self.module.train(self._was_training)
