@@ -83,6 +83,7 @@ def test_lite0_copy_folds_every_batchnorm_and_leaves_the_model_alone(lite0, chel
     assert twin["bn1"].running_mean is module.bn1.running_mean
     assert twin["classifier"].weight is module.classifier.weight
     assert twin["conv_stem"].weight is not module.conv_stem.weight
+    assert module.bn1.act.inplace and not twin["bn1.act"].inplace  # the copy's ReLU6 is out of place
 
 
 def test_unfolding_switches_a_pair_back_to_the_models_own_conv_output(lite0, chelsea):
