@@ -127,6 +127,7 @@ class Engine:
         self._capture: LayerCapture | None = None
         self._rules: BackwardRules | None = None
         self._fast = FastModel(self.module, {}, False, "plain module")
+        self.net = self.module
         try:
             if self.device != torch.device(bundle.device):
                 self.module.to(self.device)
@@ -136,21 +137,18 @@ class Engine:
             if self.device != torch.device(bundle.device):
                 bundle = dataclasses.replace(bundle, device=self.device)
             self.layers: list[LayerInfo] = discover_layers(bundle)
+            example = None  # TorchScript: no probe forwards (hooks cannot see inside)
             if not bundle.scripted:
                 h, w = bundle.preprocessing.input_size
                 seed = torch.Generator().manual_seed(0)
                 example = torch.randn(1, 3, h, w, generator=seed).to(self.device)
                 if optimize:
                     self._fast = prepare(self.module, example, _logits)
-                #: the module the engine runs: the prepared copy, or the user's own module
-                self.net = self._fast.module
-                self._capture = LayerCapture(self.net)
                 example = self._fast.input(example)
-                self._rules = BackwardRules(self.net, example, force_mode=rule_mechanism == "mode")
-            else:
-                self.net = self.module
-                self._capture = LayerCapture(self.net)
-                self._rules = BackwardRules(self.net)
+            #: the module the engine runs: its prepared copy, or the user's own module
+            self.net = self._fast.module
+            self._capture = LayerCapture(self.net)
+            self._rules = BackwardRules(self.net, example, force_mode=rule_mechanism == "mode")
         except BaseException:
             self.close()
             raise
