@@ -56,6 +56,14 @@ def test_json_report_offline_model(capsys, views):
     assert not any(k.startswith("cuda") for k in memory)
     # sampled after warm-up and after each of the 2 rounds
     assert len(memory["rss_trace_mb"]) == 3 and memory["rss_trace_mb"][-1] == memory["rss_end_mb"]
+    # the dashboard's engine runs its folded channels_last copy; the network loop the model as loaded
+    assert report["engine"] == "49 BatchNorm folded into convs, channels_last"
+
+
+def test_no_optimize_runs_the_engine_on_the_model_as_loaded(capsys):
+    report = bench_json(capsys, "--views", "activations", "--no-optimize")
+    assert report["engine"] == "plain module"
+    assert report["dashboard_fps"] > 0
 
 
 def test_video_source_and_text_table(capsys, h264_mp4):
@@ -68,6 +76,7 @@ def test_video_source_and_text_table(capsys, h264_mp4):
     assert "ratio (dashboard / network FPS):" in out
     assert "dashboard stages (median ms):" in out and "encode" in out
     assert "memory: RSS" in out
+    assert "dashboard engine: 20 BatchNorm folded into convs, channels_last; network loop: the model as loaded" in out
     assert "2 rounds, 1 threads" in out and torch.get_num_threads() == threads  # restored afterwards
 
 

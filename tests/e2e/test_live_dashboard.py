@@ -112,6 +112,10 @@ def set_paused(page, paused: bool) -> None:
     wait(page, f"window.convscope.state.paused === {json.dumps(paused)}")
 
 
+def test_startup_says_how_the_model_runs(live):
+    assert "convscope: efficientnet_lite0: 49 BatchNorm folded into convs, channels_last\n" in live.stdout
+
+
 def test_page_needs_the_token(live, playwright_browser):
     context = playwright_browser.new_context()
     try:
