@@ -33,7 +33,7 @@ from torch import nn
 
 @dataclass
 class _Pair:
-    """A conv whose only consumer is a BatchNorm, with both parameter sets at hand."""
+    """A conv whose output goes straight into a BatchNorm, with both parameter sets at hand."""
 
     conv: nn.Conv2d
     bn: nn.BatchNorm2d
@@ -111,7 +111,7 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 def _foldable_bn(bn: nn.Module) -> bool:
     if not isinstance(bn, nn.BatchNorm2d) or bn.training or bn.running_mean is None or bn.running_var is None:
         return False
-    if type(bn) in (nn.BatchNorm2d, nn.SyncBatchNorm):
+    if type(bn) is nn.BatchNorm2d:
         return True
     # timm's BatchNormAct2d (a BatchNorm2d subclass) is foldable because its forward is known:
     return type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop")
