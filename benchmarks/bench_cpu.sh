@@ -46,18 +46,5 @@ if [ "$LONG_FRAMES" -gt 0 ]; then
   run bench --device cpu -m efficientnet_lite0 --views full --frames "$LONG_FRAMES" --rounds 20 "${EXTRA[@]}"
 fi
 
-"$PY" - "$LOG" <<'PYEOF'
-import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print("| model | device | views | guided backprop of | engine | network FPS | dashboard FPS | ratio |")
-print("|---|---|---|---|---|---:|---:|---:|")
-for r in rows:
-    if "ratio" in r:
-        engine = "optimised" if "channels_last" in r.get("engine", "") else "as loaded"
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | {engine} | "
-              f"{r['network_fps']:.2f} | {r['dashboard_fps']:.2f} | {r['ratio']:.2f} |")
-for r in rows:
-    if "plain_fps" in r:
-        print(f"plain eager loop, {r['model']}: {r['plain_fps']:.2f} FPS")
-PYEOF
+"$PY" benchmarks/table.py "$LOG"
 echo "log: $LOG" >&2
