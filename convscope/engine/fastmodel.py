@@ -4,9 +4,10 @@ Why: in eval mode a BatchNorm right after a conv is a per-channel affine map, so
 into the conv's weight and bias. That removes one full read and write of every conv output in the
 forward *and* in the backward. ``channels_last`` lets oneDNN (CPU) and cuDNN (GPU) use their
 fastest conv kernels; ReLU6 modules run out of place (see :func:`prepare`). Measured on this
-project's 2-core CPU, 1 thread, EfficientNet-Lite0: a forward went from 47 to 32 ms and forward + input backward from 120 to 79 ms; ResNet-50 from 211
-to 169 ms and 474 to 384 ms; VGG16 (no BatchNorm, channels_last only) 828 to 702 ms forward +
-backward (``benchmarks/fold_channels_last.py``).
+project's 2-core CPU, 1 thread, median of 12 (``benchmarks/fold_channels_last.py``): a forward
+plus an input backward went from 145 to 96 ms on EfficientNet-Lite0 (forward alone 57 to 44 ms),
+from 491 to 409 ms on ResNet-50, and from 1187 to 1004 ms on VGG16 (no BatchNorm: channels_last
+only).
 
 Exactness: the dashboard shows a conv layer's output as the user's model computes it, i.e.
 *before* its BatchNorm, and Grad-CAM takes gradients there. So every folded pair can be switched
