@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,15 +160,8 @@ def test_explain_errors(capsys, chelsea_path, tmp_path, args, code, expected):
     assert expected in one_line_error(cli(capsys, "explain", "-i", chelsea_path, "-o", tmp_path, *args, *MODEL), code)
 
 
-def test_video_frames_get_a_folder_and_a_frame_index(capsys, tmp_path):
-    import shutil
-    import subprocess
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
-    video = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
-                    "-frames:v", "12", "-pix_fmt", "yuv420p", str(video)], check=True)
+def test_video_frames_get_a_folder_and_a_frame_index(capsys, tmp_path, video_factory):
+    video = Path(shutil.copy(video_factory("h264", ".mp4", frames=12, fps=10, size=(160, 120)), tmp_path / "clip.mp4"))
     report = _explain(capsys, video, tmp_path / "out", "--algorithms", "gradcam", "--every", "6")
     assert [(i["input"], i["frame"]) for i in report["items"]] == [("../clip.mp4", 0), ("../clip.mp4", 6)]
     assert (tmp_path / "out" / "clip_000006" / "summary.png").is_file()

@@ -56,12 +56,8 @@ def test_folder_with_a_corrupt_file(capsys, photo_folder, tmp_path):
     assert "img99_broken.png" in one_line_error(strict)
 
 
-def test_video_every_n(capsys, tmp_path):
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
-    video = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
-                    "-frames:v", "12", "-pix_fmt", "yuv420p", str(video)], check=True)
+def test_video_every_n(capsys, tmp_path, video_factory):
+    video = Path(shutil.copy(video_factory("h264", ".mp4", frames=12, fps=10, size=(160, 120)), tmp_path / "clip.mp4"))
     out = cli(capsys, "gradcam", "-i", video, "-o", tmp_path / "frames", "--every", "5", "--top-k", "1", *MODEL)
     assert out.code == 0, out.err
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
