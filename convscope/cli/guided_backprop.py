@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("target (one of)")
     t.add_argument("--class", dest="class_index", type=int, metavar="C", help="the logit of class C")
     t.add_argument("--channel", type=int, metavar="C",
-                   help="the maximum of channel C of --layer (default layer: the last conv layer)")
+                   help="the maximum of channel C of --layer (default layer: the one that feeds the head)")
     t.add_argument("--layer", metavar="NAME", help="the conv layer of --channel (name or index, -1 = last)")
     t.add_argument("--neuron", metavar="LAYER:INDEX",
                    help="neuron INDEX of linear layer LAYER (name or index among linear layers)")

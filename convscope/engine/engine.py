@@ -9,7 +9,7 @@ one packed device-to-host copy. Parameters never receive gradients: only
 Two backward strategies share one plan:
 
 * ``sequential`` (default on CPU): one graph, one ``autograd.grad`` call per pass, the ReLU rule
-  switched between calls. Costs one forward; the standard pass to the last conv layer only walks
+  switched between calls. Costs one forward; the standard pass to the CAM layer only walks
   the tail.
 * ``batched`` (default on CUDA): the input is repeated once per pass, rows carry their own
   targets and rules (a per-row mask in the ReLU hooks), one ``autograd.grad`` call. On a GPU a
