@@ -66,20 +66,18 @@ def empty_reason(lo: float, hi: float) -> str | None:
     return None
 
 
-def _scaled_affine(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-map ``(scale, shift, gain)`` with ``x01 = (x / scale - shift) * gain``.
+def _scale_and_gain(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-map ``(scale, gain)``: ``scale`` the largest magnitude, ``gain = scale / (hi - lo)``.
 
-    ``scale`` is the largest magnitude, so ``x / scale`` lies in [-1, 1] for any float32 map
-    (1e-30 or 1e30 alike: a division, never a product that could overflow or underflow). ``gain``
-    is 0 for a constant map and nan for an all-zero or non-finite one (0/0, inf/inf), so the
-    caller's final ``nan_to_num_`` draws every blank map flat without a branch per map: a
-    handful of ops on one value per map, since each small op costs microseconds on its own.
+    The span is measured as ``hi / scale - lo / scale`` (in [0, 2] for any float32 map, 1e-30 or
+    1e30 alike). ``gain`` is 0 for a constant map (span below :data:`REL_SPAN`) and nan for an
+    all-zero or non-finite one (0/0, inf/inf), so the caller's final ``nan_to_num_`` draws every
+    blank map flat without a branch per map: a handful of ops on one value per map, since each
+    small op costs microseconds on its own.
     """
     scale = torch.maximum(lo.abs(), hi.abs())
-    shift = lo / scale
-    span = hi / scale - shift  # in [0, 2], or nan
-    gain = (span > REL_SPAN).div(span)  # 1/span, 0 (constant) or nan (blank)
-    return scale, shift, gain
+    span = hi / scale - lo / scale  # in [0, 2], or nan
+    return scale, (span > REL_SPAN).div(span)
 
 
 def normalize(
@@ -90,15 +88,18 @@ def normalize(
 ) -> torch.Tensor:
     """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None), for any magnitude.
 
-    Each map is divided by its largest magnitude first, so a map times 1e-30 or 1e30 gives the
-    same picture and nothing overflows. A map that is all zero, constant (see :data:`REL_SPAN`)
+    The scale factor is computed from the range divided by the largest magnitude, so a map times
+    1e-30 or 1e30 gives the same picture, with no fixed threshold and no overflow. A map that is all zero, constant (see :data:`REL_SPAN`)
     or holds inf/nan becomes 0 everywhere; :func:`empty_reason` names which.
     ``lo`` / ``hi`` (broadcastable to ``x``) skip the reductions when the caller has them.
     """
     if lo is None or hi is None:
         lo, hi = _minmax(x, dims, keepdim=True)
-    scale, shift, gain = _scaled_affine(lo, hi)
-    return x.div(scale).sub_(shift).mul_(gain).nan_to_num_(0.0, 0.0, 0.0)
+    scale, gain = _scale_and_gain(lo, hi)
+    # (x - lo) is exact for close values (no precision lost to an offset), and gain / scale is
+    # finite for every normal float32 scale when the map is drawn (gain <= 1 / REL_SPAN);
+    # an overflow of x - lo (|x| > 1.7e38, mixed signs) saturates to 1 instead of vanishing
+    return (x - lo).mul_(gain / scale).nan_to_num_(0.0, 1.0, 0.0)
 
 
 def colorize(x01: torch.Tensor, colormap: str) -> torch.Tensor:

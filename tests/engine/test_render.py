@@ -193,3 +193,11 @@ def test_empty_reason_agrees_with_what_is_drawn():
         x = torch.tensor([1e20, 1e20 * (1 + span)], dtype=torch.float64).float()
         drawn = bool(render.normalize(x).max() > 0)
         assert drawn == (render.empty_reason(float(x.min()), float(x.max())) is None), span
+
+
+def test_normalize_keeps_structure_on_a_large_offset():
+    """An activation of 1000 + a spread of 0.1 (1e-4 of its magnitude): min-max in float64 is the reference."""
+    m = 1000.0 + 0.1 * _structured((1, 16, 16))
+    ref = ((m.double() - m.double().min()) / (m.double().max() - m.double().min()) * 255).round()
+    got = (render.normalize(m, (-2, -1)) * 255).round().double()
+    assert (got - ref).abs().max() <= 1
