@@ -9,10 +9,11 @@ Which product: the CAM is first divided by its maximum (per image), so the mask 
 
     map = guided * cam_up / max(cam_up)        (0 where the CAM is all zero)
 
-This is pytorch-grad-cam's ``cam_mask * gb`` (its CAM is scaled to [0, 1]; the same whenever the
-CAM's minimum is 0, as after the ReLU it usually is) and captum's ``GuidedGradCam`` divided by
-one positive number per image, ``max(cam_up)`` (so Pearson r with captum is exactly 1; multiply
-by the CAM's maximum to get captum's values back). The raw ``.npy`` of ``explain --save-raw`` is
+This is captum's ``GuidedGradCam`` divided by one positive number per image, ``max(cam_up)``
+(Pearson r with captum is exactly 1; multiply by the CAM's maximum to get captum's values back),
+and pytorch-grad-cam's ``cam_mask * gb`` up to the interpolation: its CAM is min-max scaled to
+[0, 1] at the layer's resolution, then resized; here it is resized, then divided by its maximum
+without a shift (0 stays "no evidence"), which agrees whenever the CAM's minimum is 0. The raw ``.npy`` of ``explain --save-raw`` is
 this map. Without the division the product inherits the CAM's scale: 1e-14 on some randomly
 initialised networks, 1e19 on inception_v3, where its float32 sum of squares overflows.
 """

@@ -71,7 +71,8 @@ def blank_warning(output: MapOutput, target, labels: tuple[str, ...], where: str
     """``warning: gradcam at layer4 for class 281 tabby is all zero: ...`` for a blank map."""
     at = f" at {output.layer}" if output.layer else ""
     of = f" of {where}" if where else ""
-    return f"warning: {output.algorithm}{at} for {describe_target(target, labels)}{of} is {output.empty}"
+    verb = "has" if str(output.empty).startswith("non-finite") else "is"
+    return f"warning: {output.algorithm}{at} for {describe_target(target, labels)}{of} {verb} {output.empty}"
 
 
 def finish(summary: Summary, layout: Layout, inputs: InputSet, *, quiet: bool, stream: TextIO) -> None:
