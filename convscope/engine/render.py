@@ -89,16 +89,18 @@ def normalize(
     """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None), for any magnitude.
 
     The scale factor is computed from the range divided by the largest magnitude, so a map times
-    1e-30 or 1e30 gives the same picture, with no fixed threshold and no overflow. A map that is all zero, constant (see :data:`REL_SPAN`)
-    or holds inf/nan becomes 0 everywhere; :func:`empty_reason` names which.
+    1e-30 or 1e30 gives the same picture, with no fixed threshold and no overflow. A map that is
+    all zero, constant (see :data:`REL_SPAN`) or holds inf/nan becomes 0 everywhere;
+    :func:`empty_reason` names which.
     ``lo`` / ``hi`` (broadcastable to ``x``) skip the reductions when the caller has them.
     """
     if lo is None or hi is None:
         lo, hi = _minmax(x, dims, keepdim=True)
     scale, gain = _scale_and_gain(lo, hi)
-    # (x - lo) is exact for close values (no precision lost to an offset), and gain / scale is
-    # finite for every normal float32 scale when the map is drawn (gain <= 1 / REL_SPAN);
-    # an overflow of x - lo (|x| > 1.7e38, mixed signs) saturates to 1 instead of vanishing
+    # (x - lo) is exact for close values (no precision lost to an offset). gain / scale is finite
+    # down to scales of ~1e-32 for nearly flat maps (gain up to 1 / REL_SPAN) and ~3e-39 for the
+    # rest; past that, and for an overflowing x - lo (|x| > 1.7e38, mixed signs), values saturate
+    # to 0 or 1 instead of turning into nan.
     return (x - lo).mul_(gain / scale).nan_to_num_(0.0, 1.0, 0.0)
 
 

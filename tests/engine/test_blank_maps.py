@@ -124,3 +124,21 @@ def test_guided_gradcam_of_random_weight_models_is_not_flat(name, chelsea):
     up = F.interpolate(cam, size=ggc.raw.shape[-2:], mode="bilinear", align_corners=False)[0]
     expected = res.maps["guided_backprop"].raw * (up / up.max()).numpy()
     np.testing.assert_allclose(ggc.raw, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.slow
+def test_timm_resnet18d_default_layer_is_reported_all_zero(chelsea):
+    """The finding itself: timm zero-initialises the last BN gamma of each block, so Grad-CAM at the
+    default layer (the last conv, followed by that BN) is exactly zero with random weights."""
+    pytest.importorskip("timm")
+    from convscope.models import load_model
+
+    bundle = load_model("timm:resnet18d", weights="random")
+    with Engine(bundle) as engine:
+        request = ViewRequest(algorithms=("gradcam", "guided_backprop", "guided_gradcam"))
+        layer = engine.resolve(request).cam_layer
+        res = engine.run(chelsea, request)
+    assert layer == "layer4.1.conv2"
+    assert res.maps["gradcam"].empty == ALL_ZERO and res.maps["guided_gradcam"].empty == ALL_ZERO
+    assert res.maps["gradcam"].layer == layer
+    assert res.maps["guided_backprop"].empty is None
