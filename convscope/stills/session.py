@@ -67,6 +67,14 @@ def caption(output: MapOutput, result: Result, labels: tuple[str, ...]) -> str:
     return text
 
 
+def blank_warning(output: MapOutput, target, labels: tuple[str, ...], where: str | None = None) -> str:
+    """``warning: gradcam at layer4 for class 281 tabby is all zero: ...`` for a blank map."""
+    at = f" at {output.layer}" if output.layer else ""
+    of = f" of {where}" if where else ""
+    verb = "has" if str(output.empty).startswith("non-finite") else "is"
+    return f"warning: {output.algorithm}{at} for {describe_target(target, labels)}{of} {verb} {output.empty}"
+
+
 def finish(summary: Summary, layout: Layout, inputs: InputSet, *, quiet: bool, stream: TextIO) -> None:
     """The closing lines: where the outputs went, and the skipped files as a warning."""
     if not quiet and inputs.kind != "image":

@@ -84,7 +84,8 @@ def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path)
         assert set(pred) == {"index", "label", "probability"}
     classes = [p["index"] for p in item["predictions"][:2]]
     for output in item["outputs"]:
-        assert set(output) == {"algorithm", "target", "layer", "image", "raw"}
+        assert set(output) == {"algorithm", "target", "layer", "image", "raw", "empty", "empty_reason"}
+        assert output["empty"] is False and output["empty_reason"] is None
         assert output["target"] in ({"class": classes[0]}, {"class": classes[1]})
         assert Image.open(tmp_path / output["image"]).size == (224, 224)
         raw = np.load(tmp_path / output["raw"])
