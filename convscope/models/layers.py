@@ -289,5 +289,5 @@ def resolve_layer(layers: list[LayerInfo], key: str | int, kind: Role | None = N
             raise LayerError(f"{what} index {i} is out of range: the model has {len(pool)} (use 0..{len(pool) - 1} or -1)")
         return pool[i]
     names = [la.name for la in layers if _eligible(la, kind)]
-    label = {"conv": "layer with a feature map", "linear": "linear layer", None: "layer"}[kind]
+    label = {"conv": "layer", "linear": "linear layer", None: "layer"}[kind]
     raise LayerError(f"unknown {label} {key!r}{suggest(str(key), names)}")

@@ -115,7 +115,8 @@ def test_explain_equals_engine_run(capsys, chelsea_path, tmp_path):
     bundle = load_model("efficientnet_lite0")
     engine = Engine(bundle)
     try:
-        request = ViewRequest(cam_layer="conv_head", algorithms=tuple(algorithms.names()),
+        # explain's default layer is the one that feeds the head: bn2 (after conv_head's BN and ReLU6)
+        request = ViewRequest(cam_layer="bn2", algorithms=tuple(algorithms.names()),
                               cam_target=Target("class"), gb_target=Target("class"), keep_raw=True)
         result = engine.run(read_image(chelsea_path), request)
     finally:
@@ -155,7 +156,7 @@ def test_folder_report_and_unit_targets(capsys, photo_folder, tmp_path):
     (("--algorithms", "gradcan"), 2, "did you mean: gradcam"),
     (("--neuron", "classifier:1000"), 1, "out of range"),
     (("--channel", "conv_head:x"), 1, "LAYER:INDEX"),
-    (("--layer", "nope"), 1, "unknown conv layer"),
+    (("--layer", "nope"), 1, "unknown layer 'nope'"),
 ])
 def test_explain_errors(capsys, chelsea_path, tmp_path, args, code, expected):
     assert expected in one_line_error(cli(capsys, "explain", "-i", chelsea_path, "-o", tmp_path, *args, *MODEL), code)

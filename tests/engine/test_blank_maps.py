@@ -127,18 +127,19 @@ def test_guided_gradcam_of_random_weight_models_is_not_flat(name, chelsea):
 
 
 @pytest.mark.slow
-def test_timm_resnet18d_default_layer_is_reported_all_zero(chelsea):
+def test_timm_resnet18d_zero_gamma_is_reported_and_the_default_layer_has_signal(chelsea):
     """The finding itself: timm zero-initialises the last BN gamma of each block, so Grad-CAM at the
-    default layer (the last conv, followed by that BN) is exactly zero with random weights."""
+    last conv (followed by that BN) is exactly zero with random weights and is labelled so. The
+    default layer (the block's output, after the residual sum) still carries the class signal."""
     pytest.importorskip("timm")
     from convscope.models import load_model
 
     bundle = load_model("timm:resnet18d", weights="random")
     with Engine(bundle) as engine:
-        request = ViewRequest(algorithms=("gradcam", "guided_backprop", "guided_gradcam"))
-        layer = engine.resolve(request).cam_layer
-        res = engine.run(chelsea, request)
-    assert layer == "layer4.1.conv2"
+        last_conv = ViewRequest(algorithms=("gradcam", "guided_backprop", "guided_gradcam"), cam_layer="layer4.1.conv2")
+        res = engine.run(chelsea, last_conv)
+        default = engine.run(chelsea, ViewRequest(algorithms=("gradcam",)))
     assert res.maps["gradcam"].empty == ALL_ZERO and res.maps["guided_gradcam"].empty == ALL_ZERO
-    assert res.maps["gradcam"].layer == layer
+    assert res.maps["gradcam"].layer == "layer4.1.conv2"
     assert res.maps["guided_backprop"].empty is None
+    assert default.maps["gradcam"].layer == "layer4"
