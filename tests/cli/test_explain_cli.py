@@ -91,7 +91,7 @@ def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path)
         raw = np.load(tmp_path / output["raw"])
         assert raw.dtype == np.float32 and np.isfinite(raw).all() and raw.std() > 0
         if output["algorithm"] == "gradcam":
-            assert raw.ndim == 2 and raw.min() >= 0 and output["layer"] == "conv_head"
+            assert raw.ndim == 2 and raw.min() >= 0 and output["layer"] == "bn2"
         if output["algorithm"] == "guided_backprop":
             assert raw.shape == (3, 224, 224)
     gradcams = [o for o in item["outputs"] if o["algorithm"] == "gradcam"]
