@@ -108,7 +108,8 @@ class AvDecoder:
         """Decode every frame; broken packets are skipped, lost input raises ``SourceError``.
 
         A local file that ends well before its stated duration (truncated, or so corrupt that
-        FFmpeg gives up) raises ``SourceError`` at its end, so the user sees why it stopped.
+        FFmpeg gives up) or had broken packets raises ``SourceError`` at its end, after its
+        readable frames, so the user sees why it stopped (a damaged file does not loop).
         """
         broken = 0
         last: float | None = None
@@ -135,7 +136,7 @@ class AvDecoder:
         self._check_complete(last, broken)
 
     def _check_complete(self, last: float | None, broken: int) -> None:
-        """Raise when a local file stopped well short of its duration; warn about broken packets."""
+        """Raise when a local file stopped well short of its duration or had broken packets."""
         if self._is_url or self._container is None:
             return
         expected = _expected_end(self._container, self._stream)
@@ -146,7 +147,8 @@ class AvDecoder:
             raise SourceError(f"{self._display} ended early: decoded {got} of {expected:.1f} s{bad} "
                               "(the file is truncated or corrupt)")
         if broken:
-            log.warning("%s: skipped %d broken packet(s) (the file is damaged)", self._display, broken)
+            raise SourceError(f"{self._display} is damaged: {broken} broken packet(s) skipped "
+                              "(the file is corrupt)")
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
