@@ -71,7 +71,7 @@ def too_large(width: int, height: int) -> str | None:
     if pixels <= limit:
         return None
     return (f"image too large: {width}x{height} = {pixels / 1e6:.1f} megapixels, the limit is "
-            f"{limit / 1e6:.1f} (raise it with --max-pixels {pixels} or {ENV}={pixels})")
+            f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels {pixels} or {ENV}={pixels})")
 
 
 def check_size(width: int, height: int, what: str) -> None:

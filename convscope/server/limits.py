@@ -45,6 +45,9 @@ log = logging.getLogger("convscope.server")
 #: File descriptors kept free for everything that is not a connection (model files, the source,
 #: the listening socket, torch's threads ...) when the connection cap is fitted to the fd limit.
 FD_RESERVE = 64
+#: Seconds a refused connection stays half-open so that its 503 arrives, and how many may.
+REFUSED_LINGER = 0.5
+MAX_LINGERING = 32
 #: At most one line per this many seconds for each kind of repeated transport event.
 LOG_EVERY = 10.0
 _BODY_503 = b"convscope: too many connections, try again later\n"
@@ -112,6 +115,7 @@ class Tracker:
         self.evicted = 0
         self.timed_out = 0
         self.stalled = 0
+        self.lingering = 0  # refused connections still open for their 503 to arrive
 
     def oldest_pending(self) -> Any | None:
         return next(iter(self.pending), None)
@@ -160,17 +164,31 @@ class GuardedH11Protocol(H11Protocol):
                 tracker.note("evicted", f"connection cap ({tracker.limits.max_connections}) reached: "
                              "closed the oldest connection that had not sent its request")
             else:
-                self._refused = True
-                tracker.refused += 1
-                tracker.note("refused", f"connection cap ({tracker.limits.max_connections}) reached: "
-                             "refused a new connection (503); raise it with --max-connections")
-                transport.write(_RESPONSE_503)  # type: ignore[attr-defined]
-                transport.close()
+                self._refuse(transport)  # type: ignore[arg-type]
                 return
         super().connection_made(transport)  # type: ignore[arg-type]
         self._await_request()
 
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        """Answer 503 and close. The request that may already be on its way is read and dropped
+        for a moment (closing on unread data would reset the connection and lose the 503)."""
+        tracker = self.tracker
+        self._refused = True
+        tracker.refused += 1
+        tracker.note("refused", f"connection cap ({tracker.limits.max_connections}) reached: "
+                     "refused a new connection (503); raise it with --max-connections")
+        self.transport = transport
+        transport.write(_RESPONSE_503)
+        if tracker.lingering >= MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        tracker.lingering += 1
+        self._deadline = self.loop.call_later(REFUSED_LINGER, transport.close)
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._deadline is None and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self._await_request()  # the next request of a kept-alive connection has begun
         super().data_received(data)
@@ -179,9 +197,13 @@ class GuardedH11Protocol(H11Protocol):
             self._request_arrived()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._request_arrived()
         if self._refused:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+                self.tracker.lingering -= 1
             return
+        self._request_arrived()
         super().connection_lost(exc)
 
     def _await_request(self) -> None:
