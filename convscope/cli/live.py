@@ -21,6 +21,14 @@ from convscope.errors import UsageError
 DEFAULT_PORT = 8765
 
 
+class _LimitDefaults:
+    """``server.limits.Limits``' defaults, without importing the server for ``--help``/other commands."""
+
+    max_connections = 200
+    handshake_timeout = 10.0
+    stall_timeout = 20.0
+
+
 def _count(text: str) -> int:
     try:
         value = int(float(text.replace("_", "")))
@@ -64,9 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the model as loaded, without folding BatchNorm into the convs and without "
                    "channels_last (the views are the same either way)")
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
-    from convscope.server.limits import Limits
-
-    d = Limits()
+    d = _LimitDefaults
     g = p.add_argument_group("limits")
     g.add_argument("--max-connections", type=_count, default=d.max_connections, metavar="N",
                    help=f"open connections at most (viewers, page loads, handshakes; default: {d.max_connections}; "

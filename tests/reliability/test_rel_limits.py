@@ -124,3 +124,11 @@ def test_fd_limit_helpers():
     assert fit_to_fd_limit(200, 1024) == 200
     assert fit_to_fd_limit(2000, 1024) == 1024 - FD_RESERVE
     assert fit_to_fd_limit(200, 30) == 8
+
+
+def test_cli_defaults_match_the_limits():
+    from convscope.cli.live import _LimitDefaults
+
+    d = Limits()
+    assert (d.max_connections, d.handshake_timeout, d.stall_timeout) == (
+        _LimitDefaults.max_connections, _LimitDefaults.handshake_timeout, _LimitDefaults.stall_timeout)
