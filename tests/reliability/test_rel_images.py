@@ -124,6 +124,7 @@ def test_a_looping_folder_with_a_bomb_stays_small(bomb_folder):
     assert "image too large" in out.stderr
 
 
+@pytest.mark.slow
 def test_live_refuses_a_single_bomb_in_one_line(bomb, capsys, monkeypatch):
     from convscope.cli.main import main
 

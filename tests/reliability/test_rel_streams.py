@@ -21,7 +21,7 @@ READ_TIMEOUT = 2.0
 
 
 def _hang_and_watch(src, hang) -> tuple[float, list[float]]:
-    """Play 1.5 s, call ``hang()``, watch for read timeout + 3 s (past FFmpeg's own timeouts).
+    """Play 1.5 s, call ``hang()``, watch for read timeout + 2 s (past FFmpeg's own timeouts).
 
     Returns (seconds until ``reconnecting``, times of frames handed out after the hang).
     """
@@ -33,7 +33,7 @@ def _hang_and_watch(src, hang) -> tuple[float, list[float]]:
     hung = time.monotonic()
     late: list[float] = []
     reconnecting = float("inf")
-    while time.monotonic() - hung < READ_TIMEOUT + 3:
+    while time.monotonic() - hung < READ_TIMEOUT + 2:
         frame = src.latest(0.05)
         now = time.monotonic() - hung
         if frame is not None and now > 0.5:  # frames already on the way at the hang are not stale
