@@ -42,9 +42,12 @@ from convscope.server.protocol import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("convscope.server")
 
-#: File descriptors kept free for everything that is not a connection (model files, the source,
-#: the listening socket, torch's threads ...) when the connection cap is fitted to the fd limit.
-FD_RESERVE = 64
+#: Connections asyncio accepts in one go before any of them is looked at (the listen backlog);
+#: uvicorn's 2048 would let one burst of connects take 2048 descriptors past the cap.
+ACCEPT_BATCH = 64
+#: File descriptors kept free for everything that is not a counted connection (model files, the
+#: source, the listening socket, one accept batch ...) when the cap is fitted to the fd limit.
+FD_RESERVE = 64 + ACCEPT_BATCH
 #: Seconds a refused connection stays half-open so that its 503 arrives, and how many may.
 REFUSED_LINGER = 0.5
 MAX_LINGERING = 32
@@ -293,7 +296,7 @@ def make_config(app: Any, limits: Limits, tracker: Tracker | None = None, **kwar
     config = uvicorn.Config(
         app, http=http, ws=ws, ws_max_size=limits.max_message_bytes,
         ws_ping_interval=limits.ping_interval, ws_ping_timeout=limits.ping_interval,
-        timeout_keep_alive=5, **options,
+        timeout_keep_alive=5, backlog=ACCEPT_BATCH, **options,
     )
     config.convscope_tracker = tracker  # type: ignore[attr-defined]
     return config

@@ -60,11 +60,11 @@ def _closed_by_peer(s: socket.socket) -> bool:
 
 def test_fd_limit_raised_and_connection_cap_fitted(live):
     assert live.ps.rlimit(psutil.RLIMIT_NOFILE) == (300, 300)
-    assert "--max-connections lowered to 236" in live.stderr()
+    assert "--max-connections lowered to 172" in live.stderr()
 
 
 def test_idle_sockets_beyond_every_limit_do_not_lock_out_a_viewer(live, many_fds):
-    held = _idle_sockets(live.port, 400)  # more than the cap (236) and the fd limit (300)
+    held = _idle_sockets(live.port, 400)  # more than the cap (172) and the fd limit (300)
     try:
         t0 = time.monotonic()
         with viewer(live.ws_url) as ws:
