@@ -3,7 +3,8 @@
 uvicorn on its own keeps a TCP connection that never sends a request line open forever, buffers
 WebSocket messages up to 16 MiB, keeps a viewer whose socket stopped draining for as long as the
 peer keeps the connection, and re-raises SIGTERM after shutting down (exit 143, nothing closed).
-This module closes those gaps with small subclasses of uvicorn's own classes:
+This module closes those gaps with small subclasses of uvicorn's own classes (its h11 and
+websockets-sansio protocols, uvicorn 0.35 or later):
 
 - :class:`GuardedH11Protocol`: at most :attr:`Limits.max_connections` open connections. A new
   connection beyond the cap first evicts the oldest connection that has not finished sending its
@@ -241,7 +242,7 @@ class GuardedWSProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stall: asyncio.TimerHandle | None = None
-        self.close_timeout = min(self.close_timeout, self.tracker.limits.stall_timeout)
+        self.close_timeout = min(getattr(self, "close_timeout", 10.0), self.tracker.limits.stall_timeout)
 
     def pause_writing(self) -> None:
         super().pause_writing()
