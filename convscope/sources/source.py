@@ -291,6 +291,7 @@ class Source:
             self._loop = self._live or self._kind == "demo"
         self._buffer = FrameBuffer(latest_only=self._live or self._realtime)
         self._t0 = time.monotonic()
+        self._last_frame_at = self._t0
 
     def _pace(self, clock: float | None, ts: float) -> float:
         """Sleep until media time ``ts`` is due on the wall clock; return the (maybe reset) clock."""
