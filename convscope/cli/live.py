@@ -14,7 +14,7 @@ import sys
 import threading
 import webbrowser
 
-from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
 from convscope.cli.probe import add_source_options
 from convscope.errors import UsageError
 
@@ -27,16 +27,6 @@ class _LimitDefaults:
     max_connections = 200
     handshake_timeout = 10.0
     stall_timeout = 20.0
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(float(text.replace("_", "")))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text!r}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -74,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
     d = _LimitDefaults
     g = p.add_argument_group("limits")
-    g.add_argument("--max-connections", type=_count, default=d.max_connections, metavar="N",
+    g.add_argument("--max-connections", type=count_arg, default=d.max_connections, metavar="N",
                    help=f"open connections at most (viewers, page loads, handshakes; default: {d.max_connections}; "
                    "lowered to fit the open-files limit). Beyond it, connections that have not sent a request "
                    "are closed first, then new ones get 503")
@@ -85,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    f"(default: {d.stall_timeout:g})")
     from convscope.pixels import DEFAULT_MAX_PIXELS
 
-    g.add_argument("--max-pixels", type=_count, default=None, metavar="N",
+    g.add_argument("--max-pixels", type=count_arg, default=None, metavar="N",
                    help="refuse images and video frames larger than N pixels, checked before decoding "
                    f"(default: {DEFAULT_MAX_PIXELS}, as Pillow's; also CONVSCOPE_MAX_PIXELS)")
     add_source_options(p)

@@ -27,6 +27,9 @@ def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputS
     """Expand INPUT and prepare OUTPUT (both fail fast, before the model loads)."""
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be 1 or more, got {args.batch_size}")
+    from convscope.pixels import set_max_pixels
+
+    set_max_pixels(getattr(args, "max_pixels", None))  # None: the default (or CONVSCOPE_MAX_PIXELS)
     inputs = expand_input(args.input, args.every)
     return inputs, plan_layout(inputs.kind, args.output, getattr(args, "ext", None), folder_only)
 
