@@ -80,7 +80,7 @@ class LayerInfo:
     @property
     def channels(self) -> int | None:
         """Channels of a map, features of a vector or a linear layer (``None``: unknown)."""
-        if self.kind == "linear" and self.shape:
+        if self.layout is None and self.kind == "linear" and self.shape:
             return int(self.shape[-1])
         return feature_count(self.shape, self.layout)
 
@@ -217,7 +217,8 @@ def head_layer(
     concatenates queries, keys and values, and their input carries the same positions. Containers finish after their last child, so of several names for
     one tensor (``layer4`` and ``layer4.2``) the outermost is chosen.
 
-    Falls back to the last conv layer when no gradient could be taken.
+    When no layer has any signal (a head initialised to zero, as timm's MLP-Mixer does: every
+    gradient is zero) the last spatial output stands for it, by the same structural rule.
     """
     spatial = [la for la in layers if la.spatial and la.kind != "linear" and not la.pool]
     if logits is not None and logits.ndim == 2 and logits.requires_grad:
@@ -230,8 +231,7 @@ def head_layer(
         for la, g in zip(reversed(named), reversed(grads), strict=False):
             if g is not None and bool(la.as_map(g).abs().amax() > 0):
                 return la.name
-    convs = [la for la in spatial if la.kind == "conv"]
-    return convs[-1].name if convs else (spatial[-1].name if spatial else None)
+    return spatial[-1].name if spatial else None
 
 
 def default_layer(layers: list[LayerInfo]) -> LayerInfo | None:

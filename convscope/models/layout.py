@@ -57,11 +57,11 @@ def token_grid(
     for h, w in reversed(hints or []):
         if h * w > 1 and 0 <= n - h * w <= MAX_PREFIX:
             return (h, w), n - h * w
+    # no patch embedding to go by: a grid of the input's aspect, with no extra tokens (a class
+    # token comes with a patch embedding, which the hints above cover)
     aspect = input_size[0] / input_size[1]
-    for prefix in range(0, min(MAX_PREFIX, n - 4) + 1):
+    for prefix in (0,):
         m = n - prefix
-        if prefix * 4 > m:  # a handful of extra tokens, not a quarter of the sequence
-            break
         best = None
         for h in range(2, int(m**0.5) + 2):
             if m % h:
@@ -107,7 +107,11 @@ def classify(
             return "vector", None, 0
         return layout, (h, w), 0
     if len(shape) == 2:
-        n = shape[0]
+        n, c = shape
+        # B x C x N: a map with its grid flattened (MLP-Mixer's token-mixing layers)
+        for h, w in reversed(hints or []):
+            if h * w == c and h * w > 1 and not 0 <= n - h * w <= MAX_PREFIX:
+                return "map", (h, w), 0
         if grid is not None and 0 <= n - grid[0] * grid[1] <= n and grid[0] * grid[1] > 1:
             return "tokens", grid, n - grid[0] * grid[1]
         found = token_grid(n, input_size, hints)
@@ -120,7 +124,7 @@ def classify(
 def to_map(t: torch.Tensor, layout: Layout | None, grid: tuple[int, int] | None, prefix: int = 0) -> torch.Tensor:
     """An output (or its gradient) of ``layout`` as ``B x C x h x w`` (a view where possible)."""
     if layout == "map":
-        return t
+        return t if t.ndim == 4 or grid is None else t.reshape(t.shape[0], t.shape[1], *grid)
     if layout == "channels_last":
         return t.permute(0, 3, 1, 2)
     if layout == "tokens" and grid is not None:

@@ -182,3 +182,16 @@ def test_torchscript_runs_input_gradient_algorithms(chelsea):
     with Engine(plain) as engine:
         want = engine.run(chelsea, req)
     np.testing.assert_allclose(got.maps["saliency"].raw, want.maps["saliency"].raw, rtol=1e-4, atol=1e-7)
+
+
+def test_mlp_mixer_zero_head_falls_back_to_the_structural_rule_and_token_mixing_is_a_map(chelsea):
+    """timm initialises the Mixer's head to zero: every gradient is zero, so the default layer is the
+    last spatial output by structure (the final norm); token-mixing outputs (B x C x N) are maps."""
+    bundle = load_model("timm:mixer_s16_224", weights="random")
+    layers = {la.name: la for la in discover_layers(bundle)}
+    assert [n for n, la in layers.items() if la.default] == ["norm"]
+    mixing = layers["blocks.7.mlp_tokens.fc2"]
+    assert (mixing.layout, mixing.grid, mixing.channels) == ("map", (14, 14), 512)
+    with Engine(bundle) as engine:
+        res = engine.run(chelsea, ViewRequest(conv_layer="blocks.7.mlp_tokens.fc2", algorithms=("gradcam",)))
+    assert res.activations.channels == 512 and res.maps["gradcam"].empty is not None  # zero head: said so

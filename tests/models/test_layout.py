@@ -18,15 +18,22 @@ from convscope.models.layout import classify, to_features, to_map, token_grid
         ((56, 56, 56), ("map", (56, 56), 0)),  # ambiguous: channels first, as nn.Conv2d
         ((2048, 1, 1), ("vector", None, 0)),  # after global pooling
         ((1000,), ("vector", None, 0)),
-        ((197, 192), ("tokens", (14, 14), 1)),  # ViT: class token + 14x14
-        ((198, 192), ("tokens", (14, 14), 2)),  # DeiT distilled: class and distillation tokens
-        ((201, 192), ("tokens", (14, 14), 5)),  # class token + 4 registers
         ((196, 384), ("tokens", (14, 14), 0)),  # no class token (global average pooling ViTs)
+        ((49, 768), ("tokens", (7, 7), 0)),
+        ((197, 192), ("vector", None, 0)),  # a class token comes with a patch embedding (below)
         ((3, 5, 7, 9), (None, None, 0)),
     ],
 )
 def test_classify_shapes_at_224(shape, expected):
     assert classify(shape, (224, 224)) == expected
+
+
+@pytest.mark.parametrize(
+    ("n", "prefix"),
+    [(197, 1), (198, 2), (201, 5)],  # ViT's class token, DeiT's class + distillation, + 4 registers
+)
+def test_prefix_tokens_are_read_against_the_patch_embedding(n, prefix):
+    assert classify((n, 192), (224, 224), hints=[(56, 56), (14, 14)]) == ("tokens", (14, 14), prefix)
 
 
 def test_linear_outputs_are_channels_last():
@@ -37,10 +44,14 @@ def test_linear_outputs_are_channels_last():
 def test_token_grid_prefers_the_patch_embedding_and_takes_a_given_grid():
     # 12 x 20 patches of a 192 x 320 input with one class token: the earlier conv's grid decides
     assert token_grid(241, (192, 320), hints=[(12, 20)]) == ((12, 20), 1)
-    assert token_grid(241, (192, 320)) == ((12, 20), 1)
+    assert token_grid(240, (192, 320)) == ((12, 20), 0)
+    assert token_grid(241, (192, 320)) is None
     assert classify((50, 64), (224, 224), grid=(7, 7)) == ("tokens", (7, 7), 1)
     # a sequence that is no grid at all is a vector of features
     assert classify((7, 64), (224, 224)) == ("vector", None, 0)
+    assert classify((512, 256), (224, 224), hints=[(14, 14)]) == ("vector", None, 0)
+    # B x C x N with N the patch grid (MLP-Mixer's token mixing): a map with a flattened grid
+    assert classify((512, 196), (224, 224), hints=[(14, 14)]) == ("map", (14, 14), 0)
 
 
 def test_to_map_and_features_agree_with_written_out_indexing():
@@ -55,5 +66,8 @@ def test_to_map_and_features_agree_with_written_out_indexing():
     assert torch.equal(to_features(nchw, "map"), nchw.amax(dim=(2, 3)))
     assert torch.equal(to_features(tokens, "tokens"), tokens.amax(dim=1))
     assert torch.equal(to_features(nchw[:, :, :1, :1], "vector"), nchw[:, :, 0, 0])
+    flat = nchw.flatten(2)
+    assert torch.equal(to_map(flat, "map", (3, 4)), nchw)
+    assert torch.equal(to_features(flat, "map"), nchw.amax(dim=(2, 3)))
     with pytest.raises(ValueError):
         to_map(nchw[:, :, 0, 0], "vector", None)
