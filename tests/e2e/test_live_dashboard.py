@@ -16,14 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.tools import require
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - make_dashboard_gif.py imports them here
 from live_process import LiveProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")  # another path only to test the skip
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "e2e-token-0123456789"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 WAIT_MS = 90_000  # one frame of the full engine on a busy 2-core CPU can take seconds
@@ -31,19 +28,6 @@ WAIT_MS = 90_000  # one frame of the full engine on a busy 2-core CPU can take s
 
 def _tid(name: str) -> str:
     return f"[data-testid={name}]"
-
-
-@pytest.fixture(scope="module")
-def playwright_browser() -> Iterator:
-    require(os.access(CHROMIUM, os.X_OK), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

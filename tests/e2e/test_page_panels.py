@@ -15,13 +15,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.tools import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-CHROMIUM = os.environ.get("CONVSCOPE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STATIC = Path(__file__).resolve().parents[2] / "convscope" / "server" / "static"
 ORIGIN = "http://convscope.test"
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -79,16 +75,8 @@ STATE = {"type": "state", "conv_layer": "conv_dead", "channel": 1, "fc_layer": "
 
 
 @pytest.fixture(scope="module")
-def browser():
-    require(os.access(CHROMIUM, os.X_OK), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def browser(playwright_browser):
+    return playwright_browser
 
 
 @pytest.fixture(scope="module")

@@ -226,3 +226,51 @@ def wait_for(condition, timeout: float, every: float = 0.1) -> bool:
             return True
         time.sleep(every)
     return bool(condition())
+
+
+def stop_with_stalled_viewers(live: LiveRun, sig: int, first_message: str | None = None) -> None:
+    """Send ``sig`` with 10 viewers that acknowledge frames but never read, and one reading viewer.
+
+    Asserts the issue's clean stop: exit status 0 within 1 s of the signal, ``convscope: stopped``
+    as the last line, no traceback, and a close frame for the reading viewer.
+    """
+    from websockets.exceptions import ConnectionClosed
+
+    stalled = [RawWebSocket(live.port, live.ws_path, rcvbuf=4096) for _ in range(10)]
+    ackers = [BlindAcker(raw) for raw in stalled]
+    for a in ackers:
+        a.start()
+    closed: dict = {}
+    try:
+        with viewer(live.ws_url) as ws:
+            if first_message is not None:
+                ws.send(first_message)
+            next_frame(ws, timeout=20)
+            time.sleep(1.0)  # the stalled viewers' buffers fill up meanwhile
+
+            def read_until_closed() -> None:
+                try:
+                    while True:
+                        ws.recv(timeout=10)
+                except ConnectionClosed as exc:
+                    closed["code"] = exc.rcvd.code if exc.rcvd else None
+                except Exception as exc:  # noqa: BLE001 - reported by the assert below
+                    closed["other"] = repr(exc)
+
+            reader = threading.Thread(target=read_until_closed, daemon=True)
+            reader.start()
+            seconds = live.signal(sig, timeout=30)
+            reader.join(10)
+    finally:
+        for a in ackers:
+            a.stop.set()
+        for raw in stalled:
+            raw.close()
+    err = live.stderr()
+    name = signal.Signals(sig).name
+    print(f"{name}: exited {seconds:.2f} s after the signal, rc {live.proc.returncode}")
+    assert live.proc.returncode == 0, err[-2000:]
+    assert seconds < 1.0, seconds  # the issue's bound
+    assert err.rstrip().endswith("convscope: stopped"), err[-2000:]
+    assert "Traceback" not in err
+    assert closed.get("code") in (1001, 1012), closed  # the reading viewer got a close frame

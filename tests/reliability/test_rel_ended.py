@@ -7,13 +7,11 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from rel_helpers import BlindAcker, LiveRun, RawWebSocket, next_frame, next_json, viewer
-from websockets.exceptions import ConnectionClosed
+from rel_helpers import LiveRun, next_json, stop_with_stalled_viewers, viewer
 
 from convscope.sources import open_source
 
@@ -91,36 +89,5 @@ def test_truncated_file_error_in_the_status_and_the_cli(live_cut):
 
 @pytest.mark.slow
 def test_sigint_stops_cleanly_within_a_second_with_stalled_viewers(live_cut):
-    """Last: it ends the module's server. The last frame stays on screen after the file ended."""
-    stalled = [RawWebSocket(live_cut.port, live_cut.ws_path, rcvbuf=4096) for _ in range(10)]
-    ackers = [BlindAcker(raw) for raw in stalled]
-    for a in ackers:
-        a.start()
-    closed: dict = {}
-    try:
-        with viewer(live_cut.ws_url) as ws:
-            ws.send('{"type": "view", "channel": 1}')  # the paused last frame is recomputed
-            next_frame(ws, timeout=20)
-            time.sleep(1.0)
-
-            def read_until_closed() -> None:
-                try:
-                    while True:
-                        ws.recv(timeout=10)
-                except ConnectionClosed as exc:
-                    closed["code"] = exc.rcvd.code if exc.rcvd else None
-                except Exception as exc:  # noqa: BLE001 - reported by the assert
-                    closed["other"] = repr(exc)
-
-            reader = threading.Thread(target=read_until_closed, daemon=True)
-            reader.start()
-            seconds = live_cut.signal(signal.SIGINT, timeout=30)
-            reader.join(10)
-    finally:
-        for a in ackers:
-            a.stop.set()
-        for raw in stalled:
-            raw.close()
-    from test_rel_live import _check_clean_stop
-
-    _check_clean_stop(live_cut, seconds, closed, "SIGINT")
+    """Last: it ends the module's server. The paused last frame is recomputed for a new selection."""
+    stop_with_stalled_viewers(live_cut, signal.SIGINT, first_message='{"type": "view", "channel": 1}')

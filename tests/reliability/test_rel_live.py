@@ -12,12 +12,20 @@ import json
 import random
 import signal
 import socket
-import threading
 import time
 
 import psutil
 import pytest
-from rel_helpers import BlindAcker, LiveRun, RawWebSocket, next_frame, next_json, viewer, wait_for
+from rel_helpers import (
+    BlindAcker,
+    LiveRun,
+    RawWebSocket,
+    next_frame,
+    next_json,
+    stop_with_stalled_viewers,
+    viewer,
+    wait_for,
+)
 from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.slow
@@ -237,43 +245,5 @@ def test_protocol_fuzz_every_message_answered_or_refused(live):
 
 
 def test_sigterm_stops_cleanly_within_a_second_with_stalled_viewers(live):
-    """Last: it ends the shared server."""
-    stalled = [RawWebSocket(live.port, live.ws_path, rcvbuf=4096) for _ in range(10)]
-    ackers = [BlindAcker(raw) for raw in stalled]
-    for a in ackers:
-        a.start()
-    closed: dict = {}
-    try:
-        with viewer(live.ws_url) as ws:
-            next_frame(ws, timeout=20)
-            time.sleep(1.0)  # the stalled viewers' buffers fill up meanwhile (stall timeout: 2 s)
-
-            def read_until_closed() -> None:
-                try:
-                    while True:
-                        ws.recv(timeout=10)
-                except ConnectionClosed as exc:
-                    closed["code"] = exc.rcvd.code if exc.rcvd else None
-                except Exception as exc:  # noqa: BLE001 - reported by the assert below
-                    closed["other"] = repr(exc)
-
-            reader = threading.Thread(target=read_until_closed, daemon=True)
-            reader.start()
-            seconds = live.signal(signal.SIGTERM, timeout=30)
-            reader.join(10)
-    finally:
-        for a in ackers:
-            a.stop.set()
-        for raw in stalled:
-            raw.close()
-    _check_clean_stop(live, seconds, closed, "SIGTERM")
-
-
-def _check_clean_stop(live: LiveRun, seconds: float, closed: dict, name: str) -> None:
-    err = live.stderr()
-    print(f"{name}: exited {seconds:.2f} s after the signal, rc {live.proc.returncode}")
-    assert live.proc.returncode == 0, err[-2000:]
-    assert seconds < 1.0, seconds  # the issue's bound
-    assert err.rstrip().endswith("convscope: stopped"), err[-2000:]
-    assert "Traceback" not in err
-    assert closed.get("code") in (1001, 1012), closed  # the reading viewer got a close frame
+    """Last: it ends the shared server (stall timeout 2 s: the stalled viewers' buffers are full)."""
+    stop_with_stalled_viewers(live, signal.SIGTERM)
