@@ -119,8 +119,12 @@ def module_kind(module: nn.Module) -> LayerKind:
 
 
 def _skipped(module: nn.Module) -> bool:
-    """Modules whose output is their input: nothing to look at, and they clutter the list."""
-    return isinstance(module, nn.Identity | nn.modules.dropout._DropoutNd)
+    """Modules whose output is their input in eval mode: nothing to look at, and they clutter the list.
+
+    Identity, dropout, and timm's DropPath / DropBlock (stochastic depth) by class name.
+    """
+    name = type(module).__name__
+    return isinstance(module, nn.Identity | nn.modules.dropout._DropoutNd) or name.startswith(("DropPath", "DropBlock"))
 
 
 def discover_layers(bundle: ModelBundle, grid: tuple[int, int] | None = None) -> list[LayerInfo]:
