@@ -1,0 +1,171 @@
+"""ONNX files as today's ``torch.onnx.export`` writes them: they load, compute what onnxruntime
+computes, and give the same Grad-CAM and guided backprop as the torch module they came from.
+
+References are independent of convscope: onnxruntime runs the file itself, and the torch route
+loads the original module's state_dict with ``-m NAME --weights FILE``.
+
+The networks are torchvision's with seeded random weights. A fresh init leaves BatchNorm at the
+identity, and MobileNetV2 / EfficientNet-B0 then shrink their activations to ~1e-9 / ~1e-14 by the
+logits, which would make a 1e-4 tolerance meaningless. So each BatchNorm's ``running_var`` is set
+to its input's mean square on one random batch (mean and shift stay 0): logits are O(1), the
+exporter's BatchNorm folding is exercised with real scales, and since a pure per-channel scale
+after a conv leaves Grad-CAM unchanged (the gradient scales by the inverse), the ONNX conv (BN
+folded in) and the torch conv (before its BN) have the same Grad-CAM. With a trained model's BN
+shift the two differ: an ONNX file has no pre-BatchNorm activation to show.
+
+Exports are made once per session. The legacy (TorchScript) exporter covers all four networks, one
+opset each of 17-20; the dynamo exporter (the default) covers resnet18 and efficientnet_b0 at its
+default opset and resnet18 at 20. ``CONVSCOPE_ONNX_MATRIX=1`` runs every network with both
+exporters at every opset (slow: several minutes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from torch import nn
+
+from convscope.errors import ModelError
+from convscope.models import load_model
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnx2torch")
+ort = pytest.importorskip("onnxruntime")
+
+MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "convnext_tiny")
+if os.environ.get("CONVSCOPE_ONNX_MATRIX"):
+    CASES = [(m, "legacy", o) for m in MODELS for o in (17, 18, 19, 20)] + [
+        (m, "dynamo", o) for m in MODELS for o in (18, 20)
+    ]
+else:
+    CASES = [
+        ("resnet18", "legacy", 17),
+        ("mobilenet_v2", "legacy", 18),
+        ("efficientnet_b0", "legacy", 19),
+        ("convnext_tiny", "legacy", 20),
+        ("resnet18", "dynamo", 18),
+        ("resnet18", "dynamo", 20),
+        ("efficientnet_b0", "dynamo", 18),
+    ]
+IDS = [f"{m}-{e}-{o}" for m, e, o in CASES]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+def _calibrate_batchnorm(module: nn.Module) -> None:
+    """Set every BatchNorm's running_var to its input's per-channel mean square (see the module doc)."""
+
+    def pre_hook(bn: nn.BatchNorm2d, inputs: tuple) -> None:
+        bn.running_var.copy_(inputs[0].pow(2).mean(dim=(0, 2, 3)).clamp_min(1e-4))
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        module(torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1)))
+    for h in handles:
+        h.remove()
+
+
+@pytest.fixture(scope="session")
+def originals(tmp_path_factory) -> dict:
+    """name -> (module, state_dict path); built once, shared by every exporter."""
+    return {"dir": tmp_path_factory.mktemp("onnx_originals")}
+
+
+def _original(originals: dict, name: str) -> tuple[nn.Module, Path]:
+    if name not in originals:
+        import torchvision
+
+        torch.manual_seed(0)
+        module = torchvision.models.get_model(name, weights=None).eval()
+        _calibrate_batchnorm(module)
+        path = originals["dir"] / f"{name}.pth"
+        torch.save(module.state_dict(), path)
+        originals[name] = (module, path)
+    return originals[name]
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, originals):
+    """(name, exporter, opset) -> path of the exported file; each is exported once per session."""
+    cache: dict = {}
+    out = tmp_path_factory.mktemp("onnx_exports")
+
+    def get(name: str, exporter: str, opset: int) -> tuple[nn.Module, Path, Path]:
+        key = (name, exporter, opset)
+        module, state_path = _original(originals, name)
+        if key not in cache:
+            path = out / f"{name}_{exporter}_{opset}.onnx"
+            x = torch.zeros(1, 3, 224, 224)
+            with warnings.catch_warnings():  # the TorchScript exporter is deprecated; files from it abound
+                warnings.simplefilter("ignore")
+                if exporter == "dynamo":
+                    torch.onnx.export(module, (x,), str(path), dynamo=True, opset_version=opset, verbose=False)
+                else:
+                    torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset)
+            cache[key] = path
+        return module, state_path, cache[key]
+
+    return get
+
+
+def _onnxruntime(path: Path, x: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def _maps(bundle, frame: np.ndarray, cam_layer: str) -> dict[str, np.ndarray]:
+    from convscope.engine import Engine, ViewRequest
+
+    request = ViewRequest(keep_raw=True, cam_layer=cam_layer, algorithms=("gradcam", "guided_backprop"), panels=())
+    with Engine(bundle) as engine:
+        result = engine.run(frame, request)
+    return {name: result.maps[name].raw for name in ("gradcam", "guided_backprop")}
+
+
+def _last_conv(module: nn.Module) -> str:
+    from convscope.models import discover_layers
+    from convscope.models.bundle import ModelBundle, Preprocessing
+
+    layers = discover_layers(ModelBundle(module, Preprocessing(), (), "probe"))
+    return [la.name for la in layers if la.kind == "conv"][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "exporter", "opset"), CASES, ids=IDS)
+def test_exported_file_loads_matches_onnxruntime_and_the_torch_maps(exported, name, exporter, opset):
+    original, state_path, path = exported(name, exporter, opset)
+    bundle = load_model(str(path))
+    assert bundle.source == "onnx" and bundle.num_classes == 1000
+
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ours = bundle.module(x).numpy()
+        torch_out = original(x).numpy()
+    reference = _onnxruntime(path, x)
+    scale = float(np.abs(reference).max())
+    diff = float(np.abs(ours - reference).max())
+    print(f"\n{name} {exporter} opset {opset}: max|onnx2torch - onnxruntime| = {diff:.2e} (max|logit| {scale:.2f})")
+    assert scale > 0.1  # the calibration gives logits worth comparing
+    assert diff <= 1e-4
+    np.testing.assert_allclose(ours, torch_out, atol=1e-4)
+
+    # The engine on the converted graph: its conv modules are hookable, maps match the torch route.
+    torch_bundle = load_model(name, weights=str(state_path))
+    onnx_bundle = dataclasses.replace(bundle, preprocessing=torch_bundle.preprocessing)
+    frame = data.chelsea()
+    a = _maps(onnx_bundle, frame, _last_conv(bundle.module))
+    b = _maps(torch_bundle, frame, _last_conv(torch_bundle.module))
+    for algorithm in ("gradcam", "guided_backprop"):
+        r = _pearson(a[algorithm], b[algorithm])
+        print(f"{name} {exporter} opset {opset}: {algorithm} r = {r:.6f}")
+        assert a[algorithm].shape == b[algorithm].shape
+        assert r >= 0.999, (algorithm, r)
