@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.cli.common import add_command, add_model_options, load_architecture_from_args
 from convscope.models import discover_layers
 
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = load_model_from_args(args)
+    bundle = load_architecture_from_args(args)
     layers = [la for la in discover_layers(bundle) if args.kind is None or la.kind == args.kind]
     if args.json:
         print(json.dumps([la.as_dict() for la in layers]))

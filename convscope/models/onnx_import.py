@@ -122,33 +122,103 @@ def _clear_needless_allowzero(graph: onnx.GraphProto) -> int:
     return changed
 
 
+def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
+    """Rename the dynamo exporter's ``node_Conv_349`` after the torch module it came from.
+
+    Why: onnx2torch names each submodule after its node, and those names are what ``convscope
+    layers`` lists and the dashboard's layer menu shows. The dynamo exporter records each node's
+    module path in the ``pkg.torch.onnx.name_scopes`` metadata (``['', 'layer4', 'layer4.1',
+    'layer4.1.bn2', '_native_batch_norm_legit_no_training_19']``), so the node becomes
+    ``layer4.1.bn2/Conv`` (listed as ``layer4/1/bn2/Conv``: a conv with ``bn2`` folded into it, as
+    the exporter did). The TorchScript exporter's names (``/layer4/layer4.1/conv2/Conv``) already
+    say where a node is and are kept. onnx2torch makes repeated names unique.
+    """
+    import ast
+
+    renamed = 0
+    for node in graph.node:
+        if not node.name.startswith("node_"):
+            continue
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        if scopes is None:
+            continue
+        try:
+            path = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            continue
+        module = path[-2] if isinstance(path, list) and len(path) >= 2 and isinstance(path[-2], str) else ""
+        node.name = f"{module}/{node.op_type}" if module else node.op_type
+        renamed += 1
+    return renamed
+
+
 def _foreign_operator(model: onnx.ModelProto) -> onnx.NodeProto | None:
     """The first node outside the standard ONNX domain (custom ops: nothing can convert them)."""
     return next((n for n in model.graph.node if n.domain not in _STANDARD_DOMAINS), None)
 
 
+def _gelu_converter(node, graph):  # noqa: ANN001, ARG001 (onnx2torch's converter signature)
+    """ONNX ``Gelu`` (opset 20) is ``torch.nn.GELU``, exact or with the tanh approximation."""
+    from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+    from torch import nn
+
+    approximate = node.attributes.get("approximate", "none")
+    if isinstance(approximate, bytes):
+        approximate = approximate.decode()
+    return OperationConverterResult(torch_module=nn.GELU(approximate=approximate), onnx_mapping=onnx_mapping_from_node(node))
+
+
 @functools.cache
 def _register_missing_converters() -> None:
-    """Converters onnx2torch lacks for operator versions the version converter leaves in place.
+    """Converters onnx2torch lacks, for operators that exist only after :data:`TARGET_OPSET`.
 
-    Registered once per process through onnx2torch's own registry (``add_converter``). Kept to
-    operators whose newer version changed nothing a CNN export uses, so the existing converter
-    is reused as is.
+    A graph with such an operator cannot be brought down to opset 17 (``Gelu`` has no version
+    before 20), so it is converted at the lowest opset that has all of its operators, and there a
+    few operator versions are missing from onnx2torch's registry. They are added through the
+    registry's own ``add_converter``, once per process:
+
+    * ``Identity`` 19 and 21 only widened the accepted types (float8, int4): onnx2torch's
+      ``Identity`` 16 converter applies unchanged;
+    * ``Gelu`` 20 is ``nn.GELU`` (the module torchvision's models use, so the engine treats it the
+      same way on both routes).
     """
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
 
-    aliases = {
-        # Identity 19/21/23 only widened the accepted types (float8, int4 ...).
-        ("Identity", 19): ("Identity", 16),
-        ("Identity", 21): ("Identity", 16),
-        ("Identity", 23): ("Identity", 16),
-    }
-    for (op, version), (src_op, src_version) in aliases.items():
-        if OperationDescription("", op, version) in _CONVERTER_REGISTRY:
-            continue
-        source = _CONVERTER_REGISTRY.get(OperationDescription("", src_op, src_version))
-        if source is not None:
-            add_converter(operation_type=op, version=version)(source)
+    def register(op: str, version: int, converter) -> None:  # noqa: ANN001
+        if converter is not None and OperationDescription("", op, version) not in _CONVERTER_REGISTRY:
+            add_converter(operation_type=op, version=version)(converter)
+
+    identity = _CONVERTER_REGISTRY.get(OperationDescription("", "Identity", 16))
+    register("Identity", 19, identity)
+    register("Identity", 21, identity)
+    register("Gelu", 20, _gelu_converter)
+
+
+def _first_opset(op_type: str, up_to: int) -> int | None:
+    """The opset in which a default-domain operator first appears (None: no such ONNX operator)."""
+    from onnx import defs
+
+    try:
+        version = defs.get_schema(op_type, up_to, "").since_version
+    except defs.SchemaError:
+        return None
+    while version > 1:
+        try:
+            version = defs.get_schema(op_type, version - 1, "").since_version
+        except defs.SchemaError:
+            break
+    return version
+
+
+def _lowest_opset(model: onnx.ModelProto) -> int:
+    """The lowest default-domain opset >= :data:`TARGET_OPSET` that has every operator of the graph.
+
+    Why: onnx's version converter has no adapter to take an operator below its first version (it
+    stops on ``No Previous Version of Gelu exists``), so a graph with ``Gelu`` stays at opset 20.
+    """
+    opset = _opset(model)
+    firsts = (_first_opset(n.op_type, opset) for n in model.graph.node if n.domain in _STANDARD_DOMAINS)
+    return max([TARGET_OPSET, *(v for v in firsts if v is not None)])
 
 
 def prepare(model: onnx.ModelProto, origin: str) -> onnx.ModelProto:
@@ -171,14 +241,15 @@ def prepare(model: onnx.ModelProto, origin: str) -> onnx.ModelProto:
             "export the model with standard ONNX operators only"
         )
     _resolve_initializer_aliases(model.graph)
-    opset = _opset(model)
-    if opset > TARGET_OPSET:
+    _name_nodes_after_modules(model.graph)
+    opset, target = _opset(model), _lowest_opset(model)
+    if opset > target:
         try:
-            model = onnx.version_converter.convert_version(model, TARGET_OPSET)
+            model = onnx.version_converter.convert_version(model, target)
         except Exception as exc:
             raise ModelError(
                 f"cannot convert ONNX model {origin}: onnx's version converter cannot bring opset {opset} "
-                f"down to {TARGET_OPSET} ({_first_line(exc)}); {REEXPORT}"
+                f"down to {target} ({_first_line(exc)}); {REEXPORT}"
             ) from None
         # the adapters may turn aliases back into Identity nodes of initializers
         _resolve_initializer_aliases(model.graph)

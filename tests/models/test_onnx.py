@@ -169,3 +169,116 @@ def test_exported_file_loads_matches_onnxruntime_and_the_torch_maps(exported, na
         print(f"{name} {exporter} opset {opset}: {algorithm} r = {r:.6f}")
         assert a[algorithm].shape == b[algorithm].shape
         assert r >= 0.999, (algorithm, r)
+
+
+# --- fast checks on small graphs -------------------------------------------------------------------
+
+
+class _TwinConvs(nn.Module):
+    """Two conv+BN pairs of one width: exported in eval mode, both folded biases are all zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _export_legacy(module: nn.Module, path: Path, opset: int = 17, size: int = 64) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.zeros_(m.bias)
+        torch.onnx.export(module.eval(), (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=opset)
+    return path
+
+
+@pytest.fixture()
+def twin_file(tmp_path) -> tuple[nn.Module, Path]:
+    torch.manual_seed(0)
+    module = _TwinConvs().eval()
+    return module, _export_legacy(module, tmp_path / "twin.onnx")
+
+
+def test_aliased_initializers_are_the_keyerror_and_are_resolved(twin_file):
+    """The cause of ``KeyError: 'onnx::Conv_NNN'``: a conv's bias is an Identity of another initializer."""
+    from onnx2torch import convert
+
+    module, path = twin_file
+    model = onnx.load(str(path))
+    initializers = {t.name for t in model.graph.initializer}
+    aliases = [n for n in model.graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    conv_inputs = {name for n in model.graph.node if n.op_type == "Conv" for name in n.input}
+    assert aliases and any(n.output[0] in conv_inputs for n in aliases)
+    with pytest.raises(KeyError):  # onnx2torch on the file as written: what users saw
+        convert(model)
+
+    bundle = load_model(str(path))
+    assert bundle.preprocessing.input_size == (64, 64)  # from the file's input shape
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ours = bundle.module(x).numpy()
+    np.testing.assert_allclose(ours, _onnxruntime(path, x), atol=1e-5)
+    np.testing.assert_allclose(ours, module(x).detach().numpy(), atol=1e-5)
+
+
+def test_layers_command_lists_the_converted_convs(twin_file, capsys):
+    import json
+
+    from convscope.cli.main import main
+
+    _, path = twin_file
+    assert main(["layers", "-m", str(path), "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)
+    convs = [la for la in layers if la["kind"] == "conv"]
+    assert [la["shape"] for la in convs] == [[8, 64, 64], [8, 64, 64]]
+    assert [la["name"] for la in convs] == ["conv1/Conv", "conv2/Conv"]  # ONNX node names, "/" for "."
+    assert [la["shape"] for la in layers if la["kind"] == "linear"] == [[5]]
+
+
+def _graph_file(path: Path, nodes: list, opset: int, domains: tuple[tuple[str, int], ...] = ()) -> Path:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
+    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in domains]
+    onnx.save(helper.make_model(graph, opset_imports=imports), str(path))
+    return path
+
+
+def test_custom_domain_operator_is_one_line_naming_it(tmp_path):
+    from onnx import helper
+
+    path = _graph_file(
+        tmp_path / "custom.onnx", [helper.make_node("MyRelu", ["x"], ["y"], domain="com.example", name="act")],
+        17, (("com.example", 1),),
+    )
+    with pytest.raises(ModelError) as info:
+        load_model(str(path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "operator MyRelu of domain 'com.example'" in message and "custom operator" in message
+
+
+def test_operator_onnx2torch_lacks_is_one_line_with_a_workaround(tmp_path):
+    from onnx import TensorProto, helper
+
+    grid = helper.make_node("Constant", [], ["grid"], value=helper.make_tensor(
+        "grid", TensorProto.FLOAT, [1, 8, 8, 2], [0.0] * 128))
+    sample = helper.make_node("GridSample", ["x", "grid"], ["y"], name="sample")
+    path = _graph_file(tmp_path / "grid.onnx", [grid, sample], 17)
+    with pytest.raises(ModelError) as info:
+        load_model(str(path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "GridSample" in message and "version=16" in message and "opset_version=17, dynamo=False" in message
