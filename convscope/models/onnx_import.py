@@ -122,6 +122,59 @@ def _clear_needless_allowzero(graph: onnx.GraphProto) -> int:
     return changed
 
 
+def _reshapes_follow_the_batch(model: onnx.ModelProto) -> int:
+    """Let ``Reshape(x, [1, 512])`` after a batch-1 input keep the batch: ``[0, 512]`` (copy dim 0).
+
+    Why: the dynamo exporter writes ``x.view(x.size(0), -1)`` / ``flatten`` as a Reshape to a
+    constant shape that spells out the example's batch of 1, so the converted model fails on the
+    batches that ``convscope explain`` (8 images) and the GPU engine (one row per map) run. In
+    ONNX, a 0 in the shape (with ``allowzero=0``) copies that dimension from the input, which is
+    the same 1 for the file's own input and the batch for any other. Only Reshapes whose input has
+    a leading 1 by onnx's shape inference, in a graph whose input has batch 1, are changed.
+    Returns how many were changed.
+    """
+    from onnx import numpy_helper, shape_inference
+
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or not inputs[0].type.tensor_type.shape.dim:
+        return 0
+    if inputs[0].type.tensor_type.shape.dim[0].dim_value != 1 or model.ByteSize() > 2**31 - 1:
+        return 0
+    try:
+        inferred = shape_inference.infer_shapes(model).graph
+    except Exception:  # an odd graph: leave it as it is
+        return 0
+    leading: dict[str, int] = {}
+    for value in [*inferred.value_info, *inferred.input]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            leading[value.name] = dims[0].dim_value
+    changed = 0
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.domain not in _STANDARD_DOMAINS or len(node.input) < 2:
+            continue
+        shape_init = initializers.get(node.input[1])
+        if shape_init is None or leading.get(node.input[0]) != 1 or node.input[0] in initializers:
+            continue
+        shape = numpy_helper.to_array(shape_init)
+        if shape.ndim != 1 or len(shape) < 2 or shape[0] != 1 or 0 in shape[1:]:
+            continue
+        fixed = shape.copy()
+        fixed[0] = 0
+        new = numpy_helper.from_array(fixed, name=f"{node.input[1]}__batch")
+        if new.name not in initializers:
+            graph.initializer.append(new)
+            initializers[new.name] = new
+        node.input[1] = new.name
+        for attr in node.attribute:
+            if attr.name == "allowzero":
+                attr.i = 0
+        changed += 1
+    return changed
+
+
 def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
     """Rename the dynamo exporter's ``node_Conv_349`` after the torch module it came from.
 
@@ -254,6 +307,7 @@ def prepare(model: onnx.ModelProto, origin: str) -> onnx.ModelProto:
         # the adapters may turn aliases back into Identity nodes of initializers
         _resolve_initializer_aliases(model.graph)
     _clear_needless_allowzero(model.graph)
+    _reshapes_follow_the_batch(model)
     return model
 
 
