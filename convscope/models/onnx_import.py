@@ -2,8 +2,9 @@
 
 onnx2torch does the conversion: every ONNX node becomes a submodule named after the node (``.``
 turned into ``/``), so Conv nodes are real ``nn.Conv2d`` modules that the engine can hook and
-``convscope layers`` can list. Three things stop it on files that ``torch.onnx.export`` writes
-today, and each is fixed here with the ONNX library rather than with a hand-written interpreter:
+``convscope layers`` can list. What stops it on files that ``torch.onnx.export`` writes today is
+fixed on the ONNX graph, with the ONNX library and onnx2torch's own converter registry rather than
+with a hand-written interpreter (:func:`prepare`):
 
 1. **Aliased initializers** (the ``KeyError: 'onnx::Conv_197'``). The TorchScript exporter
    (``dynamo=False``) de-duplicates initializers with equal values (BatchNorm folded into a conv
@@ -12,14 +13,19 @@ today, and each is fixed here with the ONNX library rather than with a hand-writ
    converter looks its weight and bias up among the initializers only, so an ``Identity`` output
    is unknown to it. :func:`_resolve_initializer_aliases` points every consumer at the initializer
    itself and drops the ``Identity`` (the graph computes the same thing).
-2. **Opsets newer than onnx2torch's** (``Identity`` v19, ``ReduceMean`` v18 with axes as an input,
-   ``Constant`` v19 ...). ``onnx.version_converter.convert_version`` rewrites the graph to
-   :data:`TARGET_OPSET`, whose operator versions onnx2torch implements. It is the ONNX project's
-   own adapter set, so an operator it cannot move is reported, not guessed at.
-3. **Model-local functions** (exporters may wrap sub-graphs in them): ``onnx.inliner`` inlines them.
+2. **Opsets newer than onnx2torch's** (``Identity`` 19, ``ReduceMean`` 18 with axes as an input,
+   ``Constant`` 19 ...). ``onnx.version_converter.convert_version`` rewrites the graph to
+   :data:`TARGET_OPSET` (or the lowest opset that has all its operators: ``Gelu`` exists from 20
+   on). It is the ONNX project's own adapter set, so what it cannot move is reported, not guessed.
+3. **Operator versions above 17 that onnx2torch lacks** (``Gelu`` 20, ``Identity`` 19/21) are added
+   to onnx2torch's registry with its ``add_converter`` (:func:`_register_missing_converters`).
+4. **Dynamo-exporter habits**: ``Reshape(allowzero=1)`` (refused by onnx2torch, needless for a
+   constant shape without 0), Reshapes to the example's batch of 1 (they would break batches), and
+   node names such as ``node_Conv_349``, renamed after the module from the exporter's metadata.
+5. **Model-local functions**: ``onnx.inliner`` inlines them.
 
 What still cannot be converted raises one :class:`~convscope.errors.ModelError` line naming the
-operator, its domain and version, and how to re-export the file so that it loads.
+operators, their domain and version, and how to re-export the file so that it loads.
 """
 
 from __future__ import annotations
@@ -320,22 +326,50 @@ def read(path: Path) -> onnx.ModelProto:
     except Exception as exc:
         raise ModelError(f"cannot read ONNX model {path}: {_first_line(exc)}") from None
     try:
-        onnx.checker.check_model(model)
+        try:
+            onnx.checker.check_model(model)
+        except ValueError:  # over 2 GB in memory: the checker reads it from disk instead
+            onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"{path} is not a valid ONNX model: {_first_line(exc)}") from None
-    except ValueError:
-        onnx.checker.check_model(str(path))  # over 2 GB: the checker reads it from disk
     return model
 
 
-def _unsupported(exc: NotImplementedError, model: onnx.ModelProto, origin: str) -> ModelError:
-    """One line naming the operator onnx2torch has no converter for, from its ``OperationDescription``."""
-    text = _first_line(exc)
-    return ModelError(
-        f"cannot convert ONNX model {origin}: onnx2torch cannot convert {text.removeprefix('Converter is not implemented ')}"
-        f" (file opset {_opset(model)}, converted at {min(_opset(model), TARGET_OPSET)}); {REEXPORT}, "
-        "or export the model's state_dict and load it with -m ARCH --weights FILE"
-    )
+def _op_version(node: onnx.NodeProto, opset: int) -> int:
+    """The operator's own version at ``opset`` (``GridSample`` at opset 17 is version 16)."""
+    from onnx import defs
+
+    try:
+        return defs.get_schema(node.op_type, opset, node.domain).since_version
+    except defs.SchemaError:
+        return opset
+
+
+def _missing_converters(model: onnx.ModelProto, origin: str, file_opset: int) -> None:
+    """Name every operator of the graph onnx2torch has no converter for, in one line, before converting.
+
+    Why before: onnx2torch stops at the first one with ``Converter is not implemented
+    (OperationDescription(...))``; asking its registry (``get_converter``, the lookup ``convert``
+    itself does) for each node names them all, with the node that uses each.
+    """
+    from onnx2torch.node_converters.registry import get_converter
+
+    imports = {o.domain: o.version for o in model.opset_import}
+    missing: dict[tuple[str, str, int], str] = {}
+    for node in model.graph.node:
+        version = imports.get(node.domain, imports.get("ai.onnx" if node.domain == "" else node.domain, 1))
+        try:
+            get_converter(domain=node.domain, operation_type=node.op_type, version=version)
+        except NotImplementedError:
+            missing.setdefault((node.domain or "ai.onnx", node.op_type, _op_version(node, version)), node.name or "?")
+    if missing:
+        what = ", ".join(
+            f"{op} version {version} (domain {domain}, node {name})" for (domain, op, version), name in missing.items()
+        )
+        raise ModelError(
+            f"cannot convert ONNX model {origin} (opset {file_opset}): onnx2torch has no converter for {what}; "
+            f"{REEXPORT}, or save the model's state_dict and load it with -m ARCH --weights FILE"
+        )
 
 
 def static_input_size(model: onnx.ModelProto) -> tuple[int, int] | None:
@@ -362,11 +396,12 @@ def load_onnx(path: Path) -> tuple[fx.GraphModule, tuple[int, int] | None]:
     except ImportError:
         raise ModelError("ONNX models need onnx and onnx2torch: pip install 'convscope[onnx]'") from None
     _register_missing_converters()
-    model = prepare(read(path), str(path))
+    model = read(path)
+    file_opset = _opset(model)
+    model = prepare(model, str(path))
+    _missing_converters(model, str(path), file_opset)
     try:
         module = convert(model)
-    except NotImplementedError as exc:
-        raise _unsupported(exc, model, str(path)) from None
-    except Exception as exc:
+    except Exception as exc:  # a converter that refuses an attribute or a dynamic input
         raise ModelError(f"cannot convert ONNX model {path}: {_first_line(exc)}; {REEXPORT}") from None
     return module.eval(), static_input_size(model)
