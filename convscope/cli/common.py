@@ -44,7 +44,8 @@ def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> N
     )
     # None = not given: `layers` then needs no pretrained weights (see load_architecture_from_args)
     g.add_argument("--weights", default=None, metavar="W",
-                   help="default (pretrained), random (seeded) or a state_dict file (default: default)")
+                   help="default (pretrained), random (seeded) or a state_dict file (default: default; "
+                   "`layers` needs no weights and builds named models with random ones)")
     g.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module (runs code)")
     g.add_argument("--labels", metavar="FILE", help="class labels, one per line")
     g.add_argument("--input-size", type=int, metavar="N", help="override the input size (pixels)")

@@ -184,7 +184,8 @@ class _TwinConvs(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc(x.mean(dim=(2, 3)))
+        x = x.mean(dim=(2, 3), keepdim=True)  # dynamo: ReduceMean 18 (axes as an input)
+        return self.fc(x.view(x.size(0), -1))  # dynamo: Reshape(allowzero=1) to [1, 8]
 
 
 def _export_legacy(module: nn.Module, path: Path, opset: int = 17, size: int = 64) -> Path:
@@ -238,6 +239,30 @@ def test_layers_command_lists_the_converted_convs(twin_file, capsys):
     assert [la["shape"] for la in convs] == [[8, 64, 64], [8, 64, 64]]
     assert [la["name"] for la in convs] == ["conv1/Conv", "conv2/Conv"]  # ONNX node names, "/" for "."
     assert [la["shape"] for la in layers if la["kind"] == "linear"] == [[5]]
+
+
+@pytest.mark.slow  # the dynamo exporter's first use in a process costs seconds (torch.export, onnxscript)
+def test_dynamo_export_of_a_small_net_runs_batches(tmp_path):
+    """The default exporter's habits on a small net: ReduceMean 18, Reshape(allowzero=1) to the
+    example's batch of 1, ``node_Conv_N`` names. Loads, runs a batch of 3 as onnxruntime runs each
+    image, and its convs are named after the modules they came from (BatchNorm folded in)."""
+    torch.manual_seed(0)
+    module = _TwinConvs().eval()
+    path = tmp_path / "twin_dynamo.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=True, verbose=False)
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    assert {"ReduceMean", "Reshape"} <= ops
+
+    bundle = load_model(str(path))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ours = bundle.module(x).numpy()
+    reference = np.concatenate([_onnxruntime(path, x[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    convs = [n for n, m in bundle.module.named_modules() if isinstance(m, nn.Conv2d)]
+    assert convs == ["bn1/Conv", "bn2/Conv"]
 
 
 def _graph_file(path: Path, nodes: list, opset: int, domains: tuple[tuple[str, int], ...] = ()) -> Path:
