@@ -162,6 +162,8 @@ def test_exported_file_loads_matches_onnxruntime_and_the_torch_maps(exported, na
     convs = [n for n, m in bundle.module.named_modules() if isinstance(m, nn.Conv2d)]
     assert layer_a == convs[-1] and layer_a.endswith("Conv"), layer_a
     print(f"{name} {exporter} opset {opset}: last conv {layer_a} (torch: {layer_b})")
+    # guided backprop equal to the torch route's (itself checked against captum elsewhere): the guided
+    # ReLU rule reaches the converted model's ReLUs (onnx2torch makes them nn.ReLU / nn.ReLU6)
     for algorithm in ("gradcam", "guided_backprop"):
         r = _pearson(a[algorithm], b[algorithm])
         print(f"{name} {exporter} opset {opset}: {algorithm} r = {r:.6f}")
