@@ -181,21 +181,45 @@ def _reshapes_follow_the_batch(model: onnx.ModelProto) -> int:
     return changed
 
 
+def _legacy_module_path(scopes: list[str]) -> str:
+    """``['features', 'features.2', 'conv', 'conv.0', 'conv.0.0']`` -> ``features.2.conv.0.0``.
+
+    The TorchScript exporter writes each scope as the module's name within the nearest named
+    ancestor, so an element that extends the previous one (``conv.0`` after ``conv``) replaces it.
+    """
+    parts: list[str] = []
+    for scope in scopes:
+        if parts and scope.startswith(parts[-1] + "."):
+            parts[-1] = scope
+        else:
+            parts.append(scope)
+    return ".".join(parts)
+
+
 def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
-    """Rename the dynamo exporter's ``node_Conv_349`` after the torch module it came from.
+    """Name nodes after the torch module they came from, as torch spells it.
 
     Why: onnx2torch names each submodule after its node, and those names are what ``convscope
-    layers`` lists and the dashboard's layer menu shows. The dynamo exporter records each node's
-    module path in the ``pkg.torch.onnx.name_scopes`` metadata (``['', 'layer4', 'layer4.1',
-    'layer4.1.bn2', '_native_batch_norm_legit_no_training_19']``), so the node becomes
-    ``layer4.1.bn2/Conv`` (listed as ``layer4/1/bn2/Conv``: a conv with ``bn2`` folded into it, as
-    the exporter did). The TorchScript exporter's names (``/layer4/layer4.1/conv2/Conv``) already
-    say where a node is and are kept. onnx2torch makes repeated names unique.
+    layers`` lists and the dashboard's layer menu shows. Both torch exporters record the module:
+
+    * dynamo: ``node_Conv_349`` with the metadata ``pkg.torch.onnx.name_scopes`` = ``['',
+      'layer4', 'layer4.1', 'layer4.1.bn2', '_native_batch_norm_legit_no_training_19']`` becomes
+      ``layer4.1.bn2/Conv`` (a conv with ``bn2`` folded into it, as the exporter did);
+    * TorchScript: ``/features/features.2/conv/conv.0/conv.0.0/Conv`` becomes
+      ``features.2.conv.0.0/Conv`` (onnx2torch would list it as ``features/features/2/conv/...``).
+
+    onnx2torch then turns ``.`` into ``/`` (``layer4/1/conv2/Conv``) and makes repeated names
+    unique. Other producers' names are kept. Returns how many nodes were renamed.
     """
     import ast
 
     renamed = 0
     for node in graph.node:
+        if node.name.startswith("/") and node.name.count("/") >= 2:
+            *scopes, op = node.name.strip("/").split("/")
+            node.name = f"{_legacy_module_path(scopes)}/{op}"
+            renamed += 1
+            continue
         if not node.name.startswith("node_"):
             continue
         scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)

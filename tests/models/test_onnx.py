@@ -162,6 +162,8 @@ def test_exported_file_loads_matches_onnxruntime_and_the_torch_maps(exported, na
     convs = [n for n, m in bundle.module.named_modules() if isinstance(m, nn.Conv2d)]
     assert layer_a == convs[-1] and layer_a.endswith("Conv"), layer_a
     print(f"{name} {exporter} opset {opset}: last conv {layer_a} (torch: {layer_b})")
+    if exporter == "legacy":  # named as torch names it ("." is "/" in a submodule name)
+        assert layer_a == layer_b.replace(".", "/") + "/Conv"
     # guided backprop equal to the torch route's (itself checked against captum elsewhere): the guided
     # ReLU rule reaches the converted model's ReLUs (onnx2torch makes them nn.ReLU / nn.ReLU6)
     for algorithm in ("gradcam", "guided_backprop"):
@@ -239,7 +241,7 @@ def test_layers_command_lists_the_converted_convs(twin_file, capsys):
     layers = json.loads(capsys.readouterr().out)
     convs = [la for la in layers if la["kind"] == "conv"]
     assert [la["shape"] for la in convs] == [[8, 64, 64], [8, 64, 64]]
-    assert [la["name"] for la in convs] == ["conv1/Conv", "conv2/Conv"]  # ONNX node names, "/" for "."
+    assert [la["name"] for la in convs] == ["conv1/Conv", "conv2/Conv"]  # torch's module names, "/" for "."
     assert [la["shape"] for la in layers if la["kind"] == "linear"] == [[5]]
 
 
