@@ -50,6 +50,8 @@ TARGET_OPSET = 17
 REEXPORT = "re-export with torch.onnx.export(model, x, 'model.onnx', opset_version=17, dynamo=False)"
 
 _STANDARD_DOMAINS = ("", "ai.onnx")
+#: Operators whose second input is a module's weight (named ``<module path>.weight`` by torch).
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -202,9 +204,10 @@ def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
     Why: onnx2torch names each submodule after its node, and those names are what ``convscope
     layers`` lists and the dashboard's layer menu shows. Both torch exporters record the module:
 
-    * dynamo: ``node_Conv_349`` with the metadata ``pkg.torch.onnx.name_scopes`` = ``['',
-      'layer4', 'layer4.1', 'layer4.1.bn2', '_native_batch_norm_legit_no_training_19']`` becomes
-      ``layer4.1.bn2/Conv`` (a conv with ``bn2`` folded into it, as the exporter did);
+    * dynamo: ``node_Conv_349`` becomes ``layer4.1.conv2/Conv`` after its weight initializer
+      ``layer4.1.conv2.weight`` (its metadata ``pkg.torch.onnx.name_scopes`` names ``layer4.1.bn2``,
+      the BatchNorm the exporter folded the conv into); other nodes take the module of their
+      ``name_scopes`` (``['', 'layer4', 'layer4.1', 'layer4.1.relu', 'relu_15']``: ``layer4.1.relu/Relu``);
     * TorchScript: ``/features/features.2/conv/conv.0/conv.0.0/Conv`` becomes
       ``features.2.conv.0.0/Conv`` (onnx2torch would list it as ``features/features/2/conv/...``).
 
@@ -213,6 +216,7 @@ def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
     """
     import ast
 
+    initializers = {t.name for t in graph.initializer}
     renamed = 0
     for node in graph.node:
         if node.name.startswith("/") and node.name.count("/") >= 2:
@@ -221,6 +225,11 @@ def _name_nodes_after_modules(graph: onnx.GraphProto) -> int:
             renamed += 1
             continue
         if not node.name.startswith("node_"):
+            continue
+        weight = node.input[1] if len(node.input) > 1 else ""
+        if node.op_type in _WEIGHTED and weight in initializers and weight.endswith(".weight"):
+            node.name = f"{weight.removesuffix('.weight')}/{node.op_type}"  # the conv's own parameter
+            renamed += 1
             continue
         scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
         if scopes is None:

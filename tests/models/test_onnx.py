@@ -162,8 +162,7 @@ def test_exported_file_loads_matches_onnxruntime_and_the_torch_maps(exported, na
     convs = [n for n, m in bundle.module.named_modules() if isinstance(m, nn.Conv2d)]
     assert layer_a == convs[-1] and layer_a.endswith("Conv"), layer_a
     print(f"{name} {exporter} opset {opset}: last conv {layer_a} (torch: {layer_b})")
-    if exporter == "legacy":  # named as torch names it ("." is "/" in a submodule name)
-        assert layer_a == layer_b.replace(".", "/") + "/Conv"
+    assert layer_a == layer_b.replace(".", "/") + "/Conv"  # torch's name ("." is "/" in a submodule name)
     # guided backprop equal to the torch route's (itself checked against captum elsewhere): the guided
     # ReLU rule reaches the converted model's ReLUs (onnx2torch makes them nn.ReLU / nn.ReLU6)
     for algorithm in ("gradcam", "guided_backprop"):
@@ -249,7 +248,7 @@ def test_layers_command_lists_the_converted_convs(twin_file, capsys):
 def test_dynamo_export_of_a_small_net_runs_batches(tmp_path):
     """The default exporter's habits on a small net: ReduceMean 18, Reshape(allowzero=1) to the
     example's batch of 1, ``node_Conv_N`` names. Loads, runs a batch of 3 as onnxruntime runs each
-    image, and its convs are named after the modules they came from (BatchNorm folded in)."""
+    image, and its convs are named after the conv modules they came from."""
     torch.manual_seed(0)
     module = _TwinConvs().eval()
     path = tmp_path / "twin_dynamo.onnx"
@@ -266,7 +265,7 @@ def test_dynamo_export_of_a_small_net_runs_batches(tmp_path):
     reference = np.concatenate([_onnxruntime(path, x[i : i + 1]) for i in range(3)])
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     convs = [n for n, m in bundle.module.named_modules() if isinstance(m, nn.Conv2d)]
-    assert convs == ["bn1/Conv", "bn2/Conv"]
+    assert convs == ["conv1/Conv", "conv2/Conv"]
 
 
 def _graph_file(path: Path, nodes: list, opset: int, domains: tuple[tuple[str, int], ...] = ()) -> Path:
