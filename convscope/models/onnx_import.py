@@ -17,7 +17,8 @@ with a hand-written interpreter (:func:`prepare`):
    ``Constant`` 19 ...). ``onnx.version_converter.convert_version`` rewrites the graph to
    :data:`TARGET_OPSET` (or the lowest opset that has all its operators: ``Gelu`` exists from 20
    on). It is the ONNX project's own adapter set, so what it cannot move is reported, not guessed.
-3. **Operator versions above 17 that onnx2torch lacks** (``Gelu`` 20, ``Identity`` 19/21) are added
+3. **Operator versions above 17 that onnx2torch lacks** (``Gelu`` 20, ``Identity`` 19/21,
+   ``ReduceMean`` 18 ..., needed where a graph stays above 17) are added
    to onnx2torch's registry with its ``add_converter`` (:func:`_register_missing_converters`).
 4. **Dynamo-exporter habits**: ``Reshape(allowzero=1)`` (refused by onnx2torch, needless for a
    constant shape without 0), Reshapes to the example's batch of 1 (they would break batches), and
@@ -260,6 +261,57 @@ def _gelu_converter(node, graph):  # noqa: ANN001, ARG001 (onnx2torch's converte
     return OperationConverterResult(torch_module=nn.GELU(approximate=approximate), onnx_mapping=onnx_mapping_from_node(node))
 
 
+#: Reduce operators whose axes moved from an attribute to an input at opset 18 (Max/Min again at 20,
+#: which only added bool inputs).
+_REDUCE_AXES_INPUT = {
+    **{op: (18,) for op in ("ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+                            "ReduceLogSumExp", "ReduceSumSquare")},
+    "ReduceMax": (18, 20),
+    "ReduceMin": (18, 20),
+}
+
+
+#: (operator, version) -> the previous version, for versions that only added tensor types (float8,
+#: int4, bfloat16, string; Cast 19 also a ``saturate`` flag that applies to float8 only). A graph
+#: kept at opset 20 for its ``Gelu`` has these versions of its ordinary operators.
+_TYPES_ONLY = {
+    ("Identity", 19): 16,
+    ("Identity", 21): 16,
+    ("Reshape", 19): 14,
+    ("Shape", 19): 15,
+    ("Constant", 19): 13,
+    ("Cast", 19): 13,
+    ("Equal", 19): 13,
+    ("ConstantOfShape", 20): 9,
+}
+
+
+def _reduce_converter(node, graph):  # noqa: ANN001 (onnx2torch's converter signature)
+    """``Reduce*`` 18 with constant axes: onnx2torch's own module for the attribute form (version 13).
+
+    A graph kept at opset 20 for its ``Gelu`` (the dynamo exporter's ConvNeXt) still has the
+    ``ReduceMean`` 18 of its global pooling, with the axes as a constant input.
+    """
+    from onnx2torch.node_converters.reduce import OnnxReduceStaticAxes
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult, get_const_value
+    from torch import nn
+
+    axes = None
+    if len(node.input_values) > 1 and node.input_values[1]:
+        try:
+            axes = [int(a) for a in get_const_value(node.input_values[1], graph).tolist()]
+        except KeyError:
+            raise NotImplementedError(f"{node.operation_type} with axes computed at run time") from None
+    if not axes and node.attributes.get("noop_with_empty_axes", 0):
+        module = nn.Identity()
+    else:
+        module = OnnxReduceStaticAxes(
+            operation_type=node.operation_type, axes=axes or None, keepdims=node.attributes.get("keepdims", 1)
+        )
+    mapping = OnnxMapping(inputs=(node.input_values[0],), outputs=node.output_values)
+    return OperationConverterResult(torch_module=module, onnx_mapping=mapping)
+
+
 @functools.cache
 def _register_missing_converters() -> None:
     """Converters onnx2torch lacks, for operators that exist only after :data:`TARGET_OPSET`.
@@ -269,10 +321,11 @@ def _register_missing_converters() -> None:
     few operator versions are missing from onnx2torch's registry. They are added through the
     registry's own ``add_converter``, once per process:
 
-    * ``Identity`` 19 and 21 only widened the accepted types (float8, int4): onnx2torch's
-      ``Identity`` 16 converter applies unchanged;
+    * versions that only widened the accepted types (:data:`_TYPES_ONLY`: float8, int4, string)
+      take onnx2torch's converter of the previous version unchanged;
     * ``Gelu`` 20 is ``nn.GELU`` (the module torchvision's models use, so the engine treats it the
-      same way on both routes).
+      same way on both routes);
+    * ``Reduce*`` 18 (axes as an input) with constant axes is the attribute form onnx2torch has.
     """
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
 
@@ -280,10 +333,12 @@ def _register_missing_converters() -> None:
         if converter is not None and OperationDescription("", op, version) not in _CONVERTER_REGISTRY:
             add_converter(operation_type=op, version=version)(converter)
 
-    identity = _CONVERTER_REGISTRY.get(OperationDescription("", "Identity", 16))
-    register("Identity", 19, identity)
-    register("Identity", 21, identity)
+    for (op, version), older in _TYPES_ONLY.items():
+        register(op, version, _CONVERTER_REGISTRY.get(OperationDescription("", op, older)))
     register("Gelu", 20, _gelu_converter)
+    for op, versions in _REDUCE_AXES_INPUT.items():
+        for version in versions:
+            register(op, version, _reduce_converter)
 
 
 def _first_opset(op_type: str, up_to: int) -> int | None:

@@ -282,6 +282,38 @@ def _graph_file(path: Path, nodes: list, opset: int, domains: tuple[tuple[str, i
     return path
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_opset_20_graph_with_gelu_converts_at_20(tmp_path, approximate):
+    """``Gelu`` exists from opset 20 on, so the graph cannot go down to 17: the converters added to
+    onnx2torch's registry (Gelu 20, ReduceMean 18 with axes as an input, Reshape 19) take it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
+    shape = numpy_helper.from_array(np.array([1, 4], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Gelu", ["c"], ["g"], approximate=approximate, name="gelu"),
+        helper.make_node("ReduceMean", ["g", "axes"], ["m"], keepdims=1, name="pool"),
+        helper.make_node("Reshape", ["m", "shape"], ["y"], name="flat"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=[w, axes, shape],
+    )
+    path = tmp_path / "gelu20.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)  # as dynamo writes
+    onnx.save(model, str(path))
+
+    bundle = load_model(str(path))
+    assert any(isinstance(m, nn.GELU) and m.approximate == approximate for m in bundle.module.modules())
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ours = bundle.module(x).numpy()
+    reference = np.concatenate([_onnxruntime(path, x[i : i + 1]) for i in range(2)])  # batch follows too
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
 def test_custom_domain_operator_is_one_line_naming_it(tmp_path):
     from onnx import helper
 
