@@ -472,6 +472,78 @@ def static_input_size(model: onnx.ModelProto) -> tuple[int, int] | None:
     return int(dims[2].dim_value), int(dims[3].dim_value)
 
 
+def _static_input_shape(model: onnx.ModelProto) -> tuple[int, ...] | None:
+    """The first graph input's shape when every dimension is fixed, else None."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if not inputs or not inputs[0].type.HasField("tensor_type"):
+        return None
+    dims = inputs[0].type.tensor_type.shape.dim
+    if not dims or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
+        return None
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def _batch_of_one_guard(message: str):  # noqa: ANN202 (an nn.Module made lazily: torch loads late)
+    from torch import nn
+
+    class BatchOfOne(nn.Module):
+        """Passes its input through; a batch other than 1 raises the one-line error instead.
+
+        A node of the graph itself (not a hook), so the engine's deep copy of the model keeps it.
+        """
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            if x.shape[0] != 1:
+                raise ModelError(self.text)
+            return x
+
+    return BatchOfOne(message)
+
+
+def _guard_batch(module: fx.GraphModule, model: onnx.ModelProto, origin: str) -> bool:
+    """Refuse batches > 1 when a batch-1 file's graph does not carry them correctly. Returns True if guarded.
+
+    Why: onnx2torch does not check input shapes, and a graph exported for a batch of 1 can take a
+    batch of 2 and silently answer wrong: the dynamo exporter writes torchvision ConvNeXt's
+    ``flatten`` as ``Reshape(-1)`` + ``Gather`` of 768 fixed indices, so every row gets the first
+    image's features. One probe finds out: a random batch of 2 must give, row for row, what each
+    image gives alone. Files that pass (the TorchScript exporter's ``Flatten``, Reshapes fixed by
+    :func:`_reshapes_follow_the_batch`) run any batch; the others raise a one-line ModelError on a
+    batch > 1 instead of answering wrong (``convscope explain`` runs batches of 8).
+    """
+    import torch
+
+    shape = _static_input_shape(model)
+    if shape is None or shape[0] != 1:
+        return False
+    x = torch.randn(2, *shape[1:], generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            together = module(x)
+            alone = torch.cat([module(x[i : i + 1]) for i in range(2)])
+        ok = together.shape == alone.shape and torch.allclose(together, alone, rtol=1e-3, atol=1e-5 * float(alone.abs().max()) + 1e-6)
+        detail = "its graph mixes the images of a batch" if not ok else ""
+    except Exception as exc:
+        ok, detail = False, f"a batch of 2 fails: {_first_line(exc)}"
+    if not ok:
+        message = (
+            f"ONNX model {origin} only works on one image at a time ({detail}): use --batch-size 1, or re-export "
+            "it with a dynamic batch (torch.onnx.export(..., dynamo=False) or dynamic_shapes={'x': {0: 'batch'}})"
+        )
+        module.add_submodule("batch_guard", _batch_of_one_guard(message))
+        placeholder = next(n for n in module.graph.nodes if n.op == "placeholder")
+        with module.graph.inserting_after(placeholder):
+            guarded = module.graph.call_module("batch_guard", (placeholder,))
+        placeholder.replace_all_uses_with(guarded, delete_user_cb=lambda user: user is not guarded)
+        module.recompile()
+    return not ok
+
+
 def load_onnx(path: Path) -> tuple[fx.GraphModule, tuple[int, int] | None]:
     """Read, fix and convert an ONNX file.
 
@@ -492,4 +564,6 @@ def load_onnx(path: Path) -> tuple[fx.GraphModule, tuple[int, int] | None]:
         module = convert(model)
     except Exception as exc:  # a converter that refuses an attribute or a dynamic input
         raise ModelError(f"cannot convert ONNX model {path}: {_first_line(exc)}; {REEXPORT}") from None
-    return module.eval(), static_input_size(model)
+    module.eval()
+    _guard_batch(module, model, str(path))
+    return module, static_input_size(model)

@@ -15,7 +15,7 @@ from convscope.cli.main import main
 from convscope.errors import WeightsError
 from convscope.models import load_model
 from convscope.models.preprocess import to_input
-from convscope.models.weights import read_state_dict
+from convscope.models.weights import read_state_dict, strip_module_prefix
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,15 @@ def _logits(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return module(x)
 
 
+def test_module_prefix_is_stripped_from_keys_and_metadata():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    wrapped = nn.DataParallel(net).state_dict()
+    out = strip_module_prefix(wrapped)
+    assert list(out) == list(net.state_dict())
+    assert out._metadata == net.state_dict()._metadata  # "module" -> "", "module.1" -> "1"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["plain", "dataparallel"])
 def test_mnasnet_state_dict_loads_with_its_metadata(mnasnet, which):
     original, plain, wrapped = mnasnet
@@ -59,11 +68,15 @@ def test_mnasnet_state_dict_loads_with_its_metadata(mnasnet, which):
     seeded = load_model("mnasnet0_5", weights="random")  # what we would have without the file
     assert (_logits(seeded.module, x) - ref).abs().max() > 1e-2
 
+
+@pytest.mark.slow
+def test_mnasnet_maps_from_weights_file_equal_torchs_own_load(mnasnet):
     from convscope.engine import Engine, ViewRequest
 
+    original, plain, _ = mnasnet
     request = ViewRequest(keep_raw=True, algorithms=("gradcam", "guided_backprop"), panels=())
     frame = data.chelsea()
-    with Engine(bundle) as engine:
+    with Engine(load_model("mnasnet0_5", weights=str(plain))) as engine:
         got = engine.run(frame, request)
     reference = load_model("mnasnet0_5", weights="random")
     reference.module.load_state_dict(original.state_dict())  # torch's own load, metadata intact
@@ -95,6 +108,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.mark.slow  # vgg16's 138M random parameters and a forward at 224
 def test_layers_lists_a_named_model_without_downloading_weights(offline, capsys):
     code = main(["layers", "-m", "vgg16"])
     out, err = capsys.readouterr()
