@@ -19,6 +19,10 @@ default) covers resnet18 at its default opset 18: it takes 8-18 CPU seconds per 
 (efficientnet_b0: 18), too slow to run for all four in every CI run. ``CONVSCOPE_ONNX_MATRIX=1``
 runs every network with the legacy exporter at 17-20 and the dynamo one at 18 and 20 (24 cases,
 tens of minutes on 2 cores).
+
+Every file is also run on a batch of 2 (files are exported with a batch of 1): rows must equal
+onnxruntime's answer for each image, or the batch must be refused with a one-line error (the
+dynamo exporter's ConvNeXt hard-codes the batch in its flatten) -- never answered wrong.
 """
 
 from __future__ import annotations
