@@ -35,6 +35,9 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+from torch import nn
+
 from convscope.errors import ModelError
 
 if TYPE_CHECKING:
@@ -484,25 +487,21 @@ def _static_input_shape(model: onnx.ModelProto) -> tuple[int, ...] | None:
     return tuple(int(d.dim_value) for d in dims)
 
 
-def _batch_of_one_guard(message: str):  # noqa: ANN202 (an nn.Module made lazily: torch loads late)
-    from torch import nn
+class BatchOfOne(nn.Module):
+    """Passes its input through; a batch other than 1 raises a one-line ModelError instead.
 
-    class BatchOfOne(nn.Module):
-        """Passes its input through; a batch other than 1 raises the one-line error instead.
+    A node of the converted graph itself (not a hook, which ``GraphModule``'s deep copy drops), so
+    the engine's copy of the model keeps it; a module-level class, so the model still pickles.
+    """
 
-        A node of the graph itself (not a hook), so the engine's deep copy of the model keeps it.
-        """
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
 
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
-        def forward(self, x):  # noqa: ANN001, ANN201
-            if x.shape[0] != 1:
-                raise ModelError(self.text)
-            return x
-
-    return BatchOfOne(message)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != 1:
+            raise ModelError(self.message)
+        return x
 
 
 def _guard_batch(module: fx.GraphModule, model: onnx.ModelProto, origin: str) -> bool:
@@ -516,7 +515,6 @@ def _guard_batch(module: fx.GraphModule, model: onnx.ModelProto, origin: str) ->
     :func:`_reshapes_follow_the_batch`) run any batch; the others raise a one-line ModelError on a
     batch > 1 instead of answering wrong (``convscope explain`` runs batches of 8).
     """
-    import torch
 
     shape = _static_input_shape(model)
     if shape is None or shape[0] != 1:
@@ -535,7 +533,7 @@ def _guard_batch(module: fx.GraphModule, model: onnx.ModelProto, origin: str) ->
             f"ONNX model {origin} only works on one image at a time ({detail}): use --batch-size 1, or re-export "
             "it with a dynamic batch (torch.onnx.export(..., dynamo=False) or dynamic_shapes={'x': {0: 'batch'}})"
         )
-        module.add_submodule("batch_guard", _batch_of_one_guard(message))
+        module.add_submodule("batch_guard", BatchOfOne(message))
         placeholder = next(n for n in module.graph.nodes if n.op == "placeholder")
         with module.graph.inserting_after(placeholder):
             guarded = module.graph.call_module("batch_guard", (placeholder,))
