@@ -42,8 +42,10 @@ def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> N
         help=f"model name (torchvision name, timm:NAME, {DEFAULT_MODEL}), model file or pkg.mod:callable "
         f"(default: {DEFAULT_MODEL}, works offline)",
     )
-    g.add_argument("--weights", default="default", metavar="W",
-                   help="default (pretrained), random (seeded) or a state_dict file (default: default)")
+    # None = not given: `layers` then needs no pretrained weights (see load_architecture_from_args)
+    g.add_argument("--weights", default=None, metavar="W",
+                   help="default (pretrained), random (seeded) or a state_dict file (default: default; "
+                   "`layers` needs no weights and builds named models with random ones)")
     g.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module (runs code)")
     g.add_argument("--labels", metavar="FILE", help="class labels, one per line")
     g.add_argument("--input-size", type=int, metavar="N", help="override the input size (pixels)")
@@ -76,7 +78,7 @@ def _grid(text: str) -> tuple[int, int]:
 def load_model_from_args(args: argparse.Namespace) -> ModelBundle:
     bundle = load_model(
         args.model,
-        weights=args.weights,
+        weights=args.weights or "default",
         device=getattr(args, "device", "cpu"),
         trust_pickle=args.trust_pickle,
         labels=args.labels,
@@ -86,3 +88,18 @@ def load_model_from_args(args: argparse.Namespace) -> ModelBundle:
     )
     grid = getattr(args, "grid", None)
     return dataclasses.replace(bundle, token_grid=grid) if grid else bundle
+
+
+def load_architecture_from_args(args: argparse.Namespace) -> ModelBundle:
+    """The model for commands that need its architecture only (``layers``): no pretrained download.
+
+    Without ``--weights``, a named model is built with the seeded random weights of ``--weights
+    random`` instead of fetching pretrained ones: layer names and shapes do not depend on weights,
+    and a listing should work offline. The bundle keeps the model's plain name, since the weights
+    are not what is being shown. Files and ``pkg.mod:callable`` models carry their own weights and
+    load as usual; an explicit ``--weights`` (``default`` included) is honoured.
+    """
+    if args.weights is not None:
+        return load_model_from_args(args)
+    bundle = load_model_from_args(argparse.Namespace(**{**vars(args), "weights": "random"}))
+    return dataclasses.replace(bundle, name=bundle.name.removesuffix(" (random weights)"))

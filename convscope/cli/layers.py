@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.cli.common import add_command, add_model_options, load_architecture_from_args
 from convscope.models import discover_layers
 from convscope.models.layers import LayerInfo
 
@@ -36,7 +36,7 @@ def _what(la: LayerInfo) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = load_model_from_args(args)
+    bundle = load_architecture_from_args(args)
     every = discover_layers(bundle)
     layers = [la for la in every if args.kind is None or la.kind == args.kind]
     if args.json:

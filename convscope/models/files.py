@@ -28,12 +28,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str]:
-    """Load a model file; returns the module and how it was read."""
+def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str, tuple[int, int] | None]:
+    """Load a model file; returns the module, how it was read and the input size the file fixes.
+
+    Only ONNX files carry an input size (their graph input's static height and width); a model
+    exported at 256x256 fails on any other size, so the loader uses it instead of 224.
+    """
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     if path.suffix.lower() == ".onnx":
-        return _load_onnx(path), "onnx"
+        from convscope.models.onnx_import import load_onnx
+
+        module, input_hw = load_onnx(path)
+        return module, "onnx", input_hw
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -41,7 +48,7 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str]:
             try:
                 with warnings.catch_warnings():  # torch deprecates TorchScript; users' archives still load
                     warnings.simplefilter("ignore", FutureWarning)
-                    return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+                    return torch.jit.load(str(path), map_location="cpu"), "torchscript", None
             except Exception as exc:
                 raise ModelError(f"cannot load TorchScript archive {path}: {_first_line(exc)}") from None
     if not trust_pickle:
@@ -57,18 +64,7 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[nn.Module, str]:
         raise ModelError(f"{path} holds a state_dict, not a model: name the architecture with -m and pass --weights {path}")
     if not isinstance(obj, nn.Module):
         raise ModelError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
-    return obj, "pickle"
-
-
-def _load_onnx(path: Path) -> nn.Module:
-    try:
-        from onnx2torch import convert
-    except ImportError:
-        raise ModelError("ONNX models need onnx2torch: pip install 'convscope[onnx]'") from None
-    try:
-        return convert(str(path))
-    except Exception as exc:
-        raise ModelError(f"cannot convert ONNX model {path}: {_first_line(exc)}") from None
+    return obj, "pickle", None
 
 
 def load_callable(spec: str) -> nn.Module:

@@ -74,11 +74,14 @@ def load_model(
     path = Path(spec)
     scripted = False
     if path.suffix.lower() in MODEL_FILE_SUFFIXES or path.is_file():
-        module, source = load_file(path, trust_pickle)
+        module, source, file_hw = load_file(path, trust_pickle)
         scripted = source == "torchscript"
         if weights not in ("default", "random"):
             load_into(module, read_state_dict(weights), weights)
         prep, names, name = Preprocessing(), None, path.name
+        if file_hw is not None and file_hw != prep.input_size:
+            ratio = prep.resize_size / min(prep.input_size)
+            prep = dataclasses.replace(prep, input_size=file_hw, resize_size=int(round(min(file_hw) * ratio)))
     elif looks_like_callable(spec):
         module, source = load_callable(spec), "callable"
         if weights not in ("default", "random"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,35 @@ def seeded(seed: int = RANDOM_SEED) -> Iterator[None]:
         yield
 
 
+def strip_module_prefix(state: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix ``nn.DataParallel`` / DDP put on every key, keeping ``_metadata``.
+
+    Why keep it: ``state_dict()`` carries a ``_metadata`` attribute with each module's format
+    ``version``, and ``load_state_dict`` passes it to ``_load_from_state_dict``. Modules that changed
+    their format check it (torchvision's MNASNet refuses ``version None``; BatchNorm uses it to
+    upgrade old files), so a copy without it is not the same state_dict. Its keys are module
+    prefixes and are stripped like the parameter names; a wrapper's own root entry (``""``) gives way
+    to the wrapped model's (``"module"``).
+    """
+    out: OrderedDict[str, torch.Tensor] = OrderedDict((k.removeprefix("module."), v) for k, v in state.items())
+    meta = getattr(state, "_metadata", None)
+    if meta is not None:
+        wrapped = "module" in meta
+        new_meta: OrderedDict[str, dict] = OrderedDict()
+        for key, value in meta.items():
+            if wrapped and key == "":
+                continue  # the DataParallel wrapper's own entry
+            new_key = "" if wrapped and key == "module" else key.removeprefix("module.")
+            new_meta[new_key] = value
+        out._metadata = new_meta  # type: ignore[attr-defined]
+    return out
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state_dict saved with ``torch.save``; unwraps ``{"state_dict": ...}`` checkpoints.
 
-    Uses ``weights_only=True``: a weights file never runs code.
+    Uses ``weights_only=True``: a weights file never runs code. The state_dict's ``_metadata``
+    (per-module format versions) survives, see :func:`strip_module_prefix`.
     """
     p = Path(path)
     if not p.is_file():
@@ -40,12 +66,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{p} is not a state_dict (a mapping of parameter names to tensors)")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    return strip_module_prefix(obj)
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
     """Load ``state`` strictly, turning a mismatch into a one-line error."""
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except (RuntimeError, ValueError, KeyError) as exc:  # shape mismatches, modules' own format checks
+        # torch's message is "Error(s) in loading state_dict for X:" then one indented line per problem
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        detail = lines[1] if lines[0].startswith("Error(s) in loading") and len(lines) > 1 else lines[0]
+        raise WeightsError(f"weights in {origin} do not fit this architecture: {detail}") from None
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
         parts = []
