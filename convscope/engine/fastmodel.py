@@ -178,6 +178,25 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d, memory_format: torch.memory_forma
         return weight, nn.Parameter(bias.to(dtype), requires_grad=False)
 
 
+def _input_grad(module: nn.Module, x: torch.Tensor, logits: Any) -> torch.Tensor:
+    """The gradient of every row's top logit w.r.t. the input (parameters need no gradient)."""
+    x = x.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        out = logits(module(x))
+        (grad,) = torch.autograd.grad(out.amax(dim=1).sum(), x)
+    return grad.contiguous()
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson r of two tensors (1.0 when both are constant and equal, as all-zero gradients are)."""
+    a, b = a.double().flatten(), b.double().flatten()
+    a, b = a - a.mean(), b - b.mean()
+    norm = float(a.norm() * b.norm())
+    if norm == 0.0:
+        return 1.0 if torch.equal(a, b) else 0.0
+    return float((a * b).sum()) / norm
+
+
 def _max_error(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = a.abs().max().clamp(min=1.0)
     return float((a.float() - b.float()).abs().max() / scale)
@@ -247,6 +266,18 @@ def prepare(
         error = _max_error(reference, got)
         if not error <= tolerance:
             return FastModel(module, {}, False, f"plain module (the folded copy's logits differ by {error:.1e})")
+        # Equal logits do not make equal gradients: some CPU backward kernels get channels_last
+        # strides wrong (timm's LeViT AttentionDownsample: input gradient r = -0.02 with equal
+        # logits), so the input gradient every map starts from is checked too, by correlation
+        # (folding moves a few activations across a ReLU6's 0 or 6, which changes single pixels).
+        r = _pearson(_input_grad(module, example, logits), _input_grad(twin, fast.input(example), logits))
+        if not r >= 0.999:
+            if channels_last:  # the usual culprit: try the folded copy in the default layout
+                fast = prepare(module, example, logits, fold, False, tolerance)
+                if fast.module is not module:
+                    fast.note += f" (channels_last off: its input gradient differs, r = {r:.3f})"
+                    return fast
+            return FastModel(module, {}, False, f"plain module (the copy's input gradient differs: r = {r:.3f})")
         parts = []
         if built:
             parts.append(f"{len(built)} BatchNorm folded into convs")

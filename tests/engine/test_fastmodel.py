@@ -157,3 +157,35 @@ def test_engine_hooks_live_on_the_copy_not_on_the_users_model(lite0, chelsea):
         engine.run(chelsea, VIEWS)
         assert hooks(engine.net) > 0
         assert hooks(lite0.module) == 0
+
+
+def test_a_copy_whose_input_gradient_differs_is_not_used():
+    """Equal logits are not enough: timm's LeViT gets equal logits and a wrong input gradient from
+    channels_last on the CPU. Here a hook falsifies the copy's gradient the same silent way."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4)).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    example = torch.randn(1, 3, 16, 16)
+    assert prepare(net, example, lambda out: out).module is not net  # a faithful copy is used
+
+    class WrongGradient(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() and x.requires_grad:
+                x = x + 0.0
+                x.register_hook(lambda g: g.flip(-1))
+            return self.net(x)
+
+    wrapped = WrongGradient().eval()
+    # the folded copy in the default layout is faithful: that one is used, and says why
+    fast = prepare(wrapped, example, lambda out: out)
+    assert fast.module is not wrapped and not fast.channels_last
+    assert fast.note.startswith("1 BatchNorm folded into convs (channels_last off: its input gradient differs, r = ")
+    # without that way out, the plain module runs
+    plain = prepare(wrapped, example, lambda out: out, fold=False)
+    assert plain.module is wrapped and "input gradient differs: r = " in plain.note

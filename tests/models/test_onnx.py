@@ -129,10 +129,14 @@ def _onnxruntime(path: Path, x: torch.Tensor) -> np.ndarray:
 
 
 def _maps(bundle, frame: np.ndarray, optimize: bool) -> tuple[str, dict[str, np.ndarray]]:
-    """Grad-CAM of the last conv layer (the engine's default) and guided backprop, raw."""
+    """Grad-CAM of the last conv layer (``--conv-index -1``) and guided backprop, raw.
+
+    The last conv, not the default layer: an exported conv has its BatchNorm folded in and the
+    graph's activations are not modules of the same names, so only convs pair up by name.
+    """
     from convscope.engine import Engine, ViewRequest
 
-    request = ViewRequest(keep_raw=True, algorithms=("gradcam", "guided_backprop"), panels=())
+    request = ViewRequest(keep_raw=True, algorithms=("gradcam", "guided_backprop"), panels=(), cam_layer="-1")
     with Engine(bundle, optimize=optimize) as engine:
         result = engine.run(frame, request)
     return result.maps["gradcam"].layer, {name: result.maps[name].raw for name in ("gradcam", "guided_backprop")}
