@@ -59,6 +59,8 @@ def problems(rep: ModelReport) -> list[str]:
             out.append(f"degenerate gradcam at {run.cam_layer} not labelled empty")
         out += [f"{p} flat, not labelled empty (run cam={run.cam_layer})" for p in run.flat_unlabelled]
         out += [f"{p} labelled empty at {run.cam_layer}, reference has structure" for p in run.wrongly_empty]
+    if rep.layout and rep.default_ref_layout and rep.layout != rep.default_ref_layout:
+        out.append(f"layout {rep.layout}, the reference reads {rep.default_ref_layout}")
     if rep.guided_r is not None and not rep.guided_ref_degenerate and not (rep.guided_r >= R_MIN):
         out.append(f"guided r={fmt_r(rep.guided_r)}")
     return out

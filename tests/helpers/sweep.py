@@ -244,10 +244,18 @@ def token_grid(module: nn.Module, n: int) -> tuple[int, int]:
     return s, s
 
 
-def ref_layout(out: torch.Tensor, channels_last: bool) -> str | None:
-    """The reference's own idea of a layer output's layout (from the family, not from convscope):
-    B x C, B x N x C tokens, or B x C x h x w (B x h x w x C in a channels-last family)."""
-    return {2: "vector", 3: "tokens", 4: "channels_last" if channels_last else "map"}.get(out.ndim)
+def ref_layout(out: torch.Tensor, channels_last: bool = False) -> str | None:
+    """The reference's own idea of a layer output's layout (from the shape, not from convscope):
+    B x C, B x N x C tokens, B x C x h x w, or B x h x w x C (the sweep's inputs are square, so
+    the two equal sizes are the grid; ``channels_last`` breaks a tie such as 7 x 7 x 7)."""
+    if out.ndim == 4:
+        _, a, b, c = out.shape
+        if b == c and a != b:
+            return "map"
+        if a == b and b != c:
+            return "channels_last"
+        return "channels_last" if channels_last else "map"
+    return {2: "vector", 3: "tokens"}.get(out.ndim)
 
 
 def gradcam_refs(
@@ -416,13 +424,15 @@ class ModelReport:
     grid: tuple[int, int] | None = None
     prefix: int | None = None
     references: tuple[str, ...] = ()
-    ref_layout: str | None = None
+    ref_layout: str | None = None  # the family's layout (FAMILIES or the test's table)
+    default_ref_layout: str | None = None  # the default layer's layout by the reference's own rule
     default_matches: str | None = None  # the reference layer whose output equals the default's
     gradcam_r: float | None = None
     gradcam_pgc_r: float | None = None  # against pytorch-grad-cam
     guided_r: float | None = None
     guided_ref_degenerate: bool | None = None
     guided_empty: str | None = None
+    guided_vs_plain_r: float | None = None  # reference guided vs the engine's saliency (plain gradient)
     kinds: dict[str, str] = field(default_factory=dict)  # kind -> picked layer
     runs: list[Run] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -599,9 +609,11 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
         cls = gc.target.index if gc is not None else base.predictions[0].index
         mods = dict(module.named_modules())
         # default layer: same values as a recommended module?
-        if rep.default_layer in mods and rep.references:
+        if rep.default_layer in mods:
             outs = layer_outputs(module, x, [rep.default_layer, *rep.references])
             got = outs.get(rep.default_layer)
+            if got is not None:
+                rep.default_ref_layout = ref_layout(got, rep.ref_layout == "channels_last")
             for r in rep.references:
                 ref = outs.get(r)
                 if got is not None and ref is not None and got.shape == ref.shape and torch.equal(got, ref):
@@ -623,7 +635,7 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
                 run.wrongly_empty.append("map:gradcam")
         rep.gradcam_r = rep.runs[0].gradcam_r
         if pytorch_grad_cam and rep.default_layer in mods and gc is not None and gc.raw is not None:
-            layout = rep.layout if rep.layout in MAP_LAYOUTS else rep.ref_layout or "map"
+            layout = rep.default_ref_layout if rep.default_ref_layout in MAP_LAYOUTS else "map"
             pgc = pytorch_gradcam(module, x, cls, rep.default_layer, layout)
             rep.gradcam_pgc_r = pearson(pgc, upsample(gc.raw, pgc.shape))
         # guided backprop of the class, default request
@@ -633,6 +645,9 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
             rep.guided_ref_degenerate = degenerate(ref)
             rep.guided_r = pearson(ref, gb.raw)
             rep.guided_empty = getattr(gb, "empty", None)
+            sal = base.maps.get("saliency")
+            if sal is not None and sal.raw is not None:  # the plain input gradient
+                rep.guided_vs_plain_r = pearson(ref, sal.raw)
     except Exception as exc:  # noqa: BLE001
         rep.errors.append(f"reference: {one_line(exc)}")
     rep.ref_s = time.perf_counter() - t

@@ -38,17 +38,19 @@ class Arch:
     input_size: int | None = None  # smaller than the model's default where the grid allows
     prefix: int = 0  # class / distillation tokens before the patch tokens (tokens layout)
     grid: tuple[int, int] | None = None
+    relu: bool = True  # has ReLU-like activations (else guided backprop is the plain gradient)
+    pgc: bool = False  # also compare the default layer's Grad-CAM with pytorch-grad-cam's
 
 
 ARCHS = [
     # torchvision CNNs
-    Arch("resnet18", ("layer4[-1]",), "map", 160),
+    Arch("resnet18", ("layer4[-1]",), "map", 160, pgc=True),
     Arch("vgg11_bn", ("features[-1]",), "map"),  # 224: VGG's adaptive pool makes 7x7 of any grid
     Arch("densenet121", ("features[-1]",), "map", 128),  # norm5; DenseNet's ReLU after it is F.relu
     Arch("mobilenet_v2", ("features[-1]",), "map"),  # after its BN and ReLU6
     Arch("mobilenet_v3_small", ("features[-1]",), "map"),  # after its BN and Hardswish
-    Arch("efficientnet_b0", ("features[-1]",), "map", 160),  # after its BN and SiLU
-    Arch("convnext_tiny", ("features[-1]",), "map", 128),
+    Arch("efficientnet_b0", ("features[-1]",), "map", 160, relu=False),  # after its BN and SiLU
+    Arch("convnext_tiny", ("features[-1]",), "map", 128, relu=False),
     Arch("regnet_x_400mf", ("trunk_output[-1]",), "map", 160),
     # no docs entry: the class maps after the classifier's ReLU feed the global pooling
     Arch("squeezenet1_1", ("classifier[2]", "features[-1]"), "map", 160),
@@ -57,15 +59,17 @@ ARCHS = [
     Arch("shufflenet_v2_x0_5", ("conv5",), "map"),
     # timm
     Arch("timm:resnet18d", ("layer4[-1]",), "map", 160),
-    Arch("timm:mobilevit_xxs", ("final_conv",), "map"),
-    Arch("timm:efficientnet_b0", ("bn2",), "map", 160),  # BatchNormAct2d: after BN + SiLU
-    Arch("timm:vit_tiny_patch16_224", ("blocks[-1].norm1",), "tokens", prefix=1, grid=(14, 14)),
-    Arch("timm:deit_tiny_distilled_patch16_224", ("blocks[-1].norm1",), "tokens", prefix=2, grid=(14, 14)),
+    Arch("timm:mobilevit_xxs", ("final_conv",), "map", relu=False),
+    Arch("timm:efficientnet_b0", ("bn2",), "map", 160, relu=False),  # BatchNormAct2d: after BN + SiLU
+    Arch("timm:vit_tiny_patch16_224", ("blocks[-1].norm1",), "tokens", prefix=1, grid=(14, 14), relu=False,
+         pgc=True),
+    Arch("timm:deit_tiny_distilled_patch16_224", ("blocks[-1].norm1",), "tokens", prefix=2, grid=(14, 14),
+         relu=False, pgc=True),
     # pytorch-grad-cam's docs take layers[-1].blocks[-1].norm2 (inside the last block's MLP
     # branch); the last spatial output before the pooling is the final norm, B x 7 x 7 x C
-    Arch("timm:swin_tiny_patch4_window7_224", ("norm",), "channels_last"),
+    Arch("timm:swin_tiny_patch4_window7_224", ("norm",), "channels_last", relu=False, pgc=True),
     # the offline model with its real weights
-    Arch("efficientnet_lite0", ("bn2",), "map"),  # timm BatchNormAct2d: after BN + ReLU6
+    Arch("efficientnet_lite0", ("bn2",), "map", pgc=True),  # timm BatchNormAct2d: after BN + ReLU6
 ]
 
 
@@ -78,7 +82,7 @@ def arch(request) -> Arch:
 def report(arch: Arch) -> ModelReport:
     """Everything for one model, computed once (one engine) and shared by the tests below."""
     return sweep_model(arch.spec, data.chelsea(), input_size=arch.input_size,
-                       references=(arch.reference, arch.layout))
+                       references=(arch.reference, arch.layout), pytorch_grad_cam=arch.pgc)
 
 
 def _r_ok(r: float | None) -> bool:
@@ -136,6 +140,16 @@ def test_gradcam_matches_reference(report: ModelReport):
     assert not bad, "\n".join(bad)
 
 
+def test_gradcam_matches_pytorch_grad_cam(report: ModelReport, arch: Arch):
+    """pytorch-grad-cam's GradCAM at the default layer (with a reshape_transform for tokens and
+    channels-last outputs), compared after bilinear upsampling of our raw map."""
+    if not arch.pgc:
+        pytest.skip("pytorch-grad-cam is compared on resnet18, ViT, DeiT, Swin and EfficientNet-Lite0 only")
+    if report.runs and report.runs[0].gradcam_ref_degenerate:
+        pytest.skip("the reference map is degenerate (see test_gradcam_matches_reference)")
+    assert _r_ok(report.gradcam_pgc_r), f"r = {report.gradcam_pgc_r}"
+
+
 def test_guided_backprop_matches_reference(report: ModelReport):
     assert report.guided_ref_degenerate is not None, "guided backprop was not compared"
     if report.guided_ref_degenerate:
@@ -145,3 +159,14 @@ def test_guided_backprop_matches_reference(report: ModelReport):
     else:
         assert not report.guided_empty, f"labelled empty ({report.guided_empty}) but the reference has structure"
         assert _r_ok(report.guided_r), f"r = {report.guided_r}"
+
+
+def test_guided_reference_is_not_the_plain_gradient(report: ModelReport, arch: Arch):
+    """The written-out guided ReLUs really replaced the model's ReLUs (else the test above proves
+    nothing); without ReLU-like activations guided backprop is the plain gradient."""
+    r = report.guided_vs_plain_r
+    assert r is not None, "no saliency map to compare with"
+    if arch.relu:
+        assert math.isnan(r) or r < 0.99, f"guided reference = plain gradient (r = {r})"
+    else:
+        assert _r_ok(r), f"no ReLU, yet guided differs from the plain gradient (r = {r})"
