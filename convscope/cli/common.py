@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from convscope.errors import UsageError
 from convscope.models import DEFAULT_MODEL, ModelBundle, load_model
@@ -48,12 +49,21 @@ def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> N
     g.add_argument("--input-size", type=int, metavar="N", help="override the input size (pixels)")
     g.add_argument("--mean", type=_triple, metavar="R,G,B", help="override the normalisation mean (0..1 scale)")
     g.add_argument("--std", type=_triple, metavar="R,G,B", help="override the normalisation std (0..1 scale)")
+    g.add_argument("--grid", type=_grid, metavar="HxW",
+                   help="token grid of transformer layers when it cannot be inferred (e.g. 14x14)")
     if device:
         g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
 
+def _grid(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HxW such as 14x14, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def load_model_from_args(args: argparse.Namespace) -> ModelBundle:
-    return load_model(
+    bundle = load_model(
         args.model,
         weights=args.weights,
         device=getattr(args, "device", "cpu"),
@@ -63,3 +73,5 @@ def load_model_from_args(args: argparse.Namespace) -> ModelBundle:
         mean=args.mean,
         std=args.std,
     )
+    grid = getattr(args, "grid", None)
+    return dataclasses.replace(bundle, token_grid=grid) if grid else bundle

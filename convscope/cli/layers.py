@@ -1,4 +1,4 @@
-"""``convscope layers``: the conv and linear layers a model runs, in order, with output shapes."""
+"""``convscope layers``: every module a model runs, in order, with its kind, shape and layout."""
 
 from __future__ import annotations
 
@@ -7,27 +7,49 @@ import json
 
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.models import discover_layers
+from convscope.models.layers import LayerInfo
+
+KINDS = ("conv", "block", "norm", "act", "tokens", "linear")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "layers", "list conv and linear layers in execution order")
+    p = add_command(sub, "layers", "list the layers a model runs, in execution order, and the default layer")
     add_model_options(p)
-    p.add_argument("--json", action="store_true", help="print a JSON list of {index, name, kind, shape}")
-    p.add_argument("--kind", choices=("conv", "linear"), help="only this kind of layer")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {index, name, kind, shape, layout, grid, prefix, channels, calls, default}")
+    p.add_argument("--kind", choices=KINDS, help="only this kind of layer")
     p.set_defaults(func=run)
+
+
+def _what(la: LayerInfo) -> str:
+    """How the layer can be looked at: ``map 512x7x7``, ``tokens 14x14+1 x192``, ``vector 1000``."""
+    if la.calls > 1:
+        return f"runs {la.calls}x (not selectable)"
+    if la.layout == "tokens" and la.grid:
+        extra = f"+{la.prefix}" if la.prefix else ""
+        return f"tokens {la.grid[0]}x{la.grid[1]}{extra} x{la.shape[-1]}"
+    if la.layout == "channels_last" and la.grid:
+        return f"channels_last {la.grid[0]}x{la.grid[1]} x{la.shape[-1]}"
+    if la.layout in ("map", "vector"):
+        return f"{la.layout} " + "x".join(map(str, la.shape))
+    return "x".join(map(str, la.shape)) or "?"
 
 
 def run(args: argparse.Namespace) -> int:
     bundle = load_model_from_args(args)
-    layers = [la for la in discover_layers(bundle) if args.kind is None or la.kind == args.kind]
+    every = discover_layers(bundle)
+    layers = [la for la in every if args.kind is None or la.kind == args.kind]
     if args.json:
         print(json.dumps([la.as_dict() for la in layers]))
         return 0
+    counts = ", ".join(f"{sum(la.kind == k for la in every)} {k}" for k in KINDS if any(la.kind == k for la in every))
+    print(f"{bundle.name}: {len(every)} layers ({counts})")
+    default = next((la for la in every if la.default), None)
+    if default is not None:
+        print(f"default layer (feeds the head; Grad-CAM and the activation grid): {default.name}")
     width = max((len(la.name) for la in layers), default=4)
-    print(f"{bundle.name}: {sum(la.kind == 'conv' for la in layers)} conv, "
-          f"{sum(la.kind == 'linear' for la in layers)} linear")
-    print(f"{'index':>5}  {'name':<{width}}  {'kind':<6}  shape")
+    print(f"{'index':>5}  {'name':<{width}}  {'kind':<6}  output")
     for la in layers:
-        shape = "x".join(map(str, la.shape)) or "?"
-        print(f"{la.index:>5}  {la.name:<{width}}  {la.kind:<6}  {shape}")
+        mark = "  <- default" if la.default else ""
+        print(f"{la.index:>5}  {la.name:<{width}}  {la.kind:<6}  {_what(la)}{mark}")
     return 0

@@ -40,7 +40,8 @@ from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
 from convscope.engine.rules import BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
-from convscope.models.layers import LayerInfo, discover_layers
+from convscope.models.layers import LayerInfo, default_layer, discover_layers
+from convscope.models.layout import to_features
 from convscope.models.preprocess import frame_to_tensor, normalize, resize_crop
 
 Strategy = Literal["auto", "sequential", "batched"]
@@ -49,18 +50,24 @@ STAGES = ("preprocess", "forward", "backward", "algorithms", "render", "copy")
 
 @dataclass
 class _Captured:
-    """What algorithms see: the first ``rows`` rows of every captured tensor and the gradients."""
+    """What algorithms see: the first ``rows`` rows of every captured tensor and the gradients.
+
+    Layer outputs and their gradients come as ``B x C x h x w`` whatever the layer's layout
+    (channels-last maps are permuted, tokens lose their class tokens and take their grid).
+    """
 
     input: torch.Tensor
     acts: dict[str, torch.Tensor]
     grads: dict[Grad, torch.Tensor]
     rows: int
+    layers: dict[str, LayerInfo]
 
     def activation(self, layer: str) -> torch.Tensor:
-        return self.acts[layer][: self.rows]
+        return self.layers[layer].as_map(self.acts[layer][: self.rows])
 
     def grad(self, need: Grad) -> torch.Tensor:
-        return self.grads[need]
+        g = self.grads[need]
+        return g if need.wrt == INPUT else self.layers[need.wrt].as_map(g)
 
 
 def _logits(out: object) -> torch.Tensor:
@@ -137,6 +144,10 @@ class Engine:
             if self.device != torch.device(bundle.device):
                 bundle = dataclasses.replace(bundle, device=self.device)
             self.layers: list[LayerInfo] = discover_layers(bundle)
+            self.layer_info = {layer.name: layer for layer in self.layers}
+            found = default_layer(self.layers)
+            #: the feature map that feeds the head: the default CAM and activation-grid layer
+            self.default_layer: str | None = found.name if found is not None else None
             example = None  # TorchScript: no probe forwards (hooks cannot see inside)
             if not bundle.scripted:
                 h, w = bundle.preprocessing.input_size
@@ -156,7 +167,7 @@ class Engine:
         self.linear_layers = [layer for layer in self.layers if layer.kind == "linear"]
         self.labels = bundle.labels
         self.num_classes = len(bundle.labels) or (
-            self.linear_layers[-1].shape[-1] if self.linear_layers else 0
+            (self.linear_layers[-1].channels or 0) if self.linear_layers else 0
         )
         self._resolved: dict[ViewRequest, ViewRequest] = {}
         self._plans: dict[ViewRequest, Plan] = {}
@@ -214,7 +225,9 @@ class Engine:
             )
             cached = self._resolved.get(request)
         if cached is None:
-            cached = resolve_request(request, self.layers, self.num_classes, self.bundle.scripted)
+            cached = resolve_request(
+                request, self.layers, self.num_classes, self.bundle.scripted, self.default_layer
+            )
             if len(self._resolved) > 256:
                 self._resolved.clear()
             self._resolved[request] = cached
@@ -296,7 +309,7 @@ class Engine:
             clock.lap("backward")
         with torch.no_grad(), _threads(small):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
-            captured = _Captured(x, acts, grads, rows)
+            captured = _Captured(x, acts, grads, rows, self.layer_info)
             raws = {
                 job.name: get(job.name).compute(captured, job.target, job.layer).float() for job in plan.jobs
             }
@@ -317,9 +330,10 @@ class Engine:
             return rows[:, target.index]
         assert self._capture is not None and target.layer is not None and target.index is not None
         a = self._capture.outputs[target.layer][block]
+        info = self.layer_info[target.layer]
         if target.kind == "channel":
-            return a[:, target.index].flatten(1).amax(dim=1)
-        return _features(a)[:, target.index]
+            return info.as_map(a)[:, target.index].flatten(1).amax(dim=1)
+        return to_features(a, info.layout)[:, target.index]
 
     def _wrt(self, name: str, xin: torch.Tensor) -> torch.Tensor:
         assert self._capture is not None
@@ -386,14 +400,16 @@ class Engine:
         packer.add("input", image)
         packer.add("top1", top1)
         probs = torch.softmax(logits.float(), dim=1)
-        values, indices = probs.topk(req.top_k, dim=1)
+        # from the logits, ties to the lower index: the explained top-1 (argmax) is shown first
+        indices = torch.sort(logits.float(), dim=1, descending=True, stable=True).indices[:, : req.top_k]
+        values = probs.gather(1, indices)
         packer.add("top_p", values)
         packer.add("top_i", indices)
         if req.keep_raw:
             packer.add("input_tensor", x)
         panels = set(req.panels)
         if {"activations", "channel"} & panels and req.conv_layer in acts:
-            a = acts[req.conv_layer][:rows].float()
+            a = self.layer_info[req.conv_layer].as_map(acts[req.conv_layer][:rows]).float()
             lo, hi = a.amin(dim=(-2, -1), keepdim=True), a.amax(dim=(-2, -1), keepdim=True)
             if req.normalize == "channel":
                 a01 = render.normalize(a, lo=lo, hi=hi)
@@ -411,7 +427,7 @@ class Engine:
                 size = (max(1, round(req.zoom_size * h / w)), req.zoom_size)
                 packer.add("channel", render.zoom(a01[:, req.channel], size, cmap))
         if "fc" in panels and req.fc_layer in acts:
-            v = _features(acts[req.fc_layer][:rows].float())
+            v = to_features(acts[req.fc_layer][:rows].float(), self.layer_info[req.fc_layer].layout)
             grid = render.fc_grid(v.shape[1], req.fc_cell)
             grids["fc"] = (grid, v.shape[1])
             packer.add("fc", render.cells(render.normalize(v, (1,)), grid, cmap))
@@ -510,11 +526,6 @@ class Engine:
 
     def _rules_description(self, guided: bool) -> str:
         return self._rules.describe("guided" if guided else "standard")
-
-
-def _features(a: torch.Tensor) -> torch.Tensor:
-    """A linear layer's output as B x N (extra token/spatial dims averaged)."""
-    return a if a.ndim == 2 else a.flatten(1, -2).mean(dim=1)
 
 
 def _grad(score: torch.Tensor, inputs: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:

@@ -9,28 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 
-from convscope.algorithms import get
+from convscope.algorithms import INPUT, get
 from convscope.engine.colormaps import check_colormap
 from convscope.engine.request import PANELS, Target, ViewRequest
 from convscope.errors import RequestError, suggest
 from convscope.models.layers import LayerInfo, resolve_layer
 
 
-def _layer(layers: list[LayerInfo], key: str | int | None, kind: str) -> str | None:
-    """A layer's qualified name; an exact name wins over an index (``nn.Sequential`` names are digits)."""
-    pool = [layer for layer in layers if layer.kind == kind]
+def _layer(layers: list[LayerInfo], key: str | int | None, kind: str, default: str | None = None) -> str | None:
+    """A layer's qualified name; an exact name wins over an index (``nn.Sequential`` names are digits).
+
+    ``None`` is the default: for a feature map the layer that feeds the head (``default``), for
+    a vector the last linear layer.
+    """
     if key is None:
+        if kind == "conv" and default is not None:
+            return default
+        pool = [la for la in layers if la.kind == kind] or [
+            la for la in layers if (la.spatial if kind == "conv" else la.vector)
+        ]
         return pool[-1].name if pool else None
-    for layer in pool:
-        if layer.name == key:
-            return layer.name
     return resolve_layer(layers, key, kind).name  # type: ignore[arg-type]
 
 
 def _size(layers: list[LayerInfo], name: str) -> int | None:
     for layer in layers:
         if layer.name == name:
-            return layer.shape[0] if layer.shape else None
+            return layer.channels
     return None
 
 
@@ -52,7 +57,7 @@ def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: i
     if t.kind == "channel":
         layer = _layer(layers, t.layer, "conv") if t.layer is not None else req.conv_layer
         if layer is None:
-            raise RequestError(f"{field}: the model has no conv layer to take a channel of")
+            raise RequestError(f"{field}: the model has no feature map to take a channel of")
         index = req.channel if t.index is None else t.index
         _check_index(index, _size(layers, layer), f"{field}: channel of {layer}")
         return Target("channel", index, layer)
@@ -68,10 +73,36 @@ def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: i
     raise RequestError(f"{field}: unknown target kind {t.kind!r} (use class, channel or neuron)")
 
 
+def _check_scripted(request: ViewRequest, algos: tuple[str, ...]) -> None:
+    """TorchScript hides its layers from hooks: only what needs the input gradient alone can run."""
+    if {"activations", "channel", "fc"} & set(request.panels):
+        raise RequestError("TorchScript models hide their layers: show only the input and predictions "
+                           "(and input-gradient maps such as saliency)")
+    for name in algos:
+        algo = get(name)
+        role_target = request.cam_target if algo.target_role == "cam" else request.gb_target
+        if role_target.kind != "class":
+            raise RequestError(f"{name}: TorchScript models hide their layers, so only class targets work")
+        needs = algo.needs(Target("class"), None) if not algo.uses_layer else None
+        if needs is None or any(g.wrt != INPUT or g.rule != "standard" for g in needs.grads) or needs.activations:
+            raise RequestError(
+                f"{name} needs the model's layers or a backward rule, which TorchScript hides: "
+                "use an algorithm that needs only the input gradient (saliency), or load the model "
+                "as a state_dict or ONNX file"
+            )
+
+
 def resolve_request(
-    request: ViewRequest, layers: list[LayerInfo], num_classes: int, scripted: bool = False
+    request: ViewRequest,
+    layers: list[LayerInfo],
+    num_classes: int,
+    scripted: bool = False,
+    default_layer: str | None = None,
 ) -> ViewRequest:
     """Validate ``request`` for a model and fill in ``None`` layers and target defaults.
+
+    ``default_layer`` is the layer ``None`` stands for as a feature map (activation grid and CAM
+    layer): the one that feeds the head (:func:`convscope.models.layers.head_layer`).
 
     Raises:
         RequestError: for anything invalid; LayerError: for an unknown layer name or index.
@@ -91,22 +122,19 @@ def resolve_request(
         value = getattr(request, field)
         if not isinstance(value, int) or value < 1:
             raise RequestError(f"{field} must be a positive integer, got {value!r}")
-    layered = algos or {"activations", "channel", "fc"} & set(request.panels)
-    if scripted and layered:
-        raise RequestError(
-            "TorchScript models hide their layers: only the input and predictions can be shown"
-        )
+    if scripted:
+        _check_scripted(request, algos)
 
-    conv = _layer(layers, request.conv_layer, "conv")
+    conv = _layer(layers, request.conv_layer, "conv", default_layer)
     fc = _layer(layers, request.fc_layer, "linear")
-    cam = _layer(layers, request.cam_layer, "conv")
+    cam = _layer(layers, request.cam_layer, "conv", default_layer)
     req = dataclasses.replace(request, conv_layer=conv, fc_layer=fc, cam_layer=cam, algorithms=algos)
     if conv is not None and {"activations", "channel"} & set(request.panels):
         _check_index(request.channel, _size(layers, conv), f"channel of {conv}")
     if request.neuron is not None and fc is not None:
         _check_index(request.neuron, _size(layers, fc), f"neuron of {fc}")
     if cam is None and any(get(a).uses_layer for a in algos):
-        raise RequestError("the model has no conv layer for Grad-CAM")
+        raise RequestError("the model has no layer with a feature map for Grad-CAM")
     roles = {get(a).target_role for a in algos}
     cam_t = (
         _target(request.cam_target, req, layers, num_classes, "cam_target")

@@ -47,6 +47,7 @@ class ModelBundle:
         device: where the module lives.
         source: how it was loaded (``torchvision``, ``timm``, ``builtin``, ``torchscript`` ...).
         scripted: True for TorchScript modules, whose internals hooks cannot see.
+        token_grid: ``(h, w)`` of token layers whose grid cannot be inferred (``--grid HxW``).
     """
 
     module: nn.Module
@@ -56,6 +57,7 @@ class ModelBundle:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     source: str = "unknown"
     scripted: bool = False
+    token_grid: tuple[int, int] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -37,24 +37,33 @@ class ModelSpace:
     """What a selection may name: the loaded model's layers and the registered algorithms.
 
     Attributes:
-        conv: conv layer name -> channel count, in execution order (``None``: unknown, as for
+        conv: name -> channel count of every layer whose output is a feature map (convs, blocks,
+            norms, activations, token layers), in execution order (``None``: unknown, as for
             TorchScript models; the engine then checks the index when it runs).
-        linear: linear layer name -> neuron count, in execution order (``None``: unknown).
+        linear: name -> neuron count of every linear or vector layer, in execution order.
         num_classes: length of the model's label list.
         algorithms: registered algorithm names.
+        default_conv: the layer a fresh dashboard shows and explains (the feature map that feeds
+            the head), ``None``: the last of ``conv``.
+        default_linear: the FC map a fresh dashboard shows (the last linear layer).
     """
 
     conv: dict[str, int | None]
     linear: dict[str, int | None]
     num_classes: int
     algorithms: tuple[str, ...]
+    default_conv: str | None = None
+    default_linear: str | None = None
 
     @classmethod
     def from_layers(cls, layers: list, num_classes: int, algorithms: tuple[str, ...]) -> ModelSpace:
         """Build from ``LayerInfo`` objects (``name``, ``kind``, ``shape``)."""
-        conv = {la.name: int(la.shape[0]) if la.shape else None for la in layers if la.kind == "conv"}
-        linear = {la.name: int(la.shape[0]) if la.shape else None for la in layers if la.kind == "linear"}
-        return cls(conv=conv, linear=linear, num_classes=int(num_classes), algorithms=tuple(algorithms))
+        conv = {la.name: la.channels for la in layers if _selectable(la, "conv")}
+        linear = {la.name: la.channels for la in layers if _selectable(la, "linear")}
+        default = next((la.name for la in layers if getattr(la, "default", False) and la.name in conv), None)
+        linears = [la.name for la in layers if la.kind == "linear" and la.name in linear]
+        return cls(conv=conv, linear=linear, num_classes=int(num_classes), algorithms=tuple(algorithms),
+                   default_conv=default, default_linear=linears[-1] if linears else None)
 
 
 @dataclass(frozen=True)
@@ -78,14 +87,14 @@ class ViewState:
 
     @classmethod
     def initial(cls, space: ModelSpace) -> ViewState:
-        """Last conv layer, channel 0, last linear layer, Grad-CAM on the top-1 class.
+        """The default layer, channel 0, last linear layer, Grad-CAM on the top-1 class.
 
         Guided backprop starts on the class too, until a viewer clicks a channel or a neuron: then
         guided backprop and guided Grad-CAM share one guided backward, which keeps a CPU dashboard
         above 0.4x the bare network's FPS (a separate target costs a second full backward).
         """
-        conv = next(reversed(space.conv), None)
-        linear = next(reversed(space.linear), None)
+        conv = space.default_conv or next(reversed(space.conv), None)
+        linear = space.default_linear or next(reversed(space.linear), None)
         wanted = ViewRequest().algorithms
         algorithms = tuple(a for a in wanted if a in space.algorithms)
         return cls(conv_layer=conv, channel=0, fc_layer=linear, neuron=None, cam_layer=conv,
@@ -289,16 +298,28 @@ def hello_message(model: str, layers: list, labels: tuple[str, ...] | list[str],
         space: the selectable space (for the limits).
     """
     def layer(la: Any) -> dict:
-        return {"name": la.name, "index": la.index, "shape": list(la.shape)}
+        return {"name": la.name, "index": la.index, "shape": list(la.shape), "kind": la.kind,
+                "layout": getattr(la, "layout", None), "channels": getattr(la, "channels", None),
+                "default": bool(getattr(la, "default", False))}
 
     return {
         "type": "hello",
         "model": model,
-        "conv_layers": [layer(la) for la in layers if la.kind == "conv"],
-        "linear_layers": [layer(la) for la in layers if la.kind == "linear"],
+        "conv_layers": [layer(la) for la in layers if _selectable(la, "conv")],
+        "linear_layers": [layer(la) for la in layers if _selectable(la, "linear")],
         "labels": list(labels),
         "num_classes": space.num_classes,
         "algorithms": algorithms,
         "source": source,
         "max_message_bytes": MAX_MESSAGE_BYTES,
     }
+
+
+def _selectable(la: Any, role: str) -> bool:
+    """Whether a ``LayerInfo`` can be the activation grid / CAM layer (``conv``) or the FC map (``linear``).
+
+    TorchScript layers have no shapes: their kind decides.
+    """
+    if not la.shape:
+        return la.kind == role
+    return bool(la.spatial if role == "conv" else la.vector)

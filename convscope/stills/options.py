@@ -11,6 +11,7 @@ import argparse
 from convscope.engine.colormaps import COLORMAPS
 from convscope.errors import LayerError, RequestError
 from convscope.models import LayerInfo, ModelBundle, resolve_layer
+from convscope.models.layers import default_layer
 
 
 def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:
@@ -50,11 +51,16 @@ def add_class_options(parser: argparse.ArgumentParser, default_top_k: int | None
 
 
 def conv_layer(layers: list[LayerInfo], name: str | None, index: int | None) -> LayerInfo:
-    """The conv layer named by ``--layer`` or ``--conv-index`` (the last one by default)."""
+    """The layer named by ``--layer`` (any feature map) or ``--conv-index`` (among conv layers).
+
+    By default the layer that feeds the head (:func:`convscope.models.layers.head_layer`).
+    """
     if name is not None:
-        if name.lstrip("-").isdigit():
-            return resolve_layer(layers, int(name), "conv")
         return resolve_layer(layers, name, "conv")
+    if index is None:
+        found = default_layer(layers)
+        if found is not None:
+            return found
     return resolve_layer(layers, -1 if index is None else index, "conv")
 
 
@@ -84,13 +90,15 @@ def unit_of(layers: list[LayerInfo], spec: str, kind: str) -> tuple[LayerInfo, i
     if not sep or not layer_key or not idx.lstrip("-").isdigit():
         raise RequestError(f"expected LAYER:INDEX for the {what}, got {spec!r}")
     layer = resolve_layer(layers, layer_key, kind)  # type: ignore[arg-type]
-    return layer, check_unit(layer, int(idx))
+    return layer, check_unit(layer, int(idx), what)
 
 
-def check_unit(layer: LayerInfo, index: int) -> int:
-    """``index`` when it is a channel / neuron of ``layer``; a one-line error otherwise."""
-    what = "channel" if layer.kind == "conv" else "neuron"
-    count = layer.shape[0] if layer.shape else None
+def check_unit(layer: LayerInfo, index: int, what: str = "channel") -> int:
+    """``index`` when it is a channel / neuron of ``layer``; a one-line error otherwise.
+
+    A neuron of a linear layer applied to tokens or a map is an index into its last dimension.
+    """
+    count = layer.channels
     if index < 0 or (count is not None and index >= count):
         span = f"0..{count - 1}" if count else "0 or more"
         raise LayerError(f"{what} {index} is out of range for {layer.name} (use {span})")

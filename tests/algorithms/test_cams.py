@@ -29,7 +29,9 @@ def _net() -> nn.Module:
 def test_gradcam_by_hand_on_a_tiny_network():
     module = _net()
     bundle = ModelBundle(module, Preprocessing(input_size=(8, 8)), generic_labels(2), "tiny")
-    req = ViewRequest(algorithms=("gradcam", "gradcam_pp"), cam_target=Target("class", 1), keep_raw=True)
+    # the conv's own output (the default layer is the ReLU after it: the map that feeds the head)
+    req = ViewRequest(algorithms=("gradcam", "gradcam_pp"), cam_target=Target("class", 1), keep_raw=True,
+                      cam_layer="0")
     with Engine(bundle) as engine:
         res = engine.run(data.coffee(), req)
     x = torch.from_numpy(res.input_tensor.copy())[0].numpy()

@@ -110,7 +110,7 @@ def test_view_sets():
 def test_dashboard_request_is_what_a_fresh_dashboard_shows():
     layers = discover_layers(load_model("resnet18", weights="random"))
     request = dashboard_request(layers, 1000)
-    assert request.conv_layer == request.cam_layer == "layer4.1.conv2" and request.fc_layer == "fc"
+    assert request.conv_layer == request.cam_layer == "layer4" and request.fc_layer == "fc"
     assert request.cam_target == Target("class", None)
     assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
     state = ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names())))
