@@ -144,6 +144,7 @@ class Layer:
     shape: tuple[int, ...]
     grid: tuple[int, int] | None = None
     prefix: int = 0
+    calls: int = 1
 
 
 def engine_layers(engine) -> list[Layer]:
@@ -154,7 +155,7 @@ def engine_layers(engine) -> list[Layer]:
             layout = "map" if len(la.shape) == 3 else "vector" if len(la.shape) == 1 else None
         grid = getattr(la, "grid", None)
         out.append(Layer(la.name, la.kind, layout, tuple(la.shape), tuple(grid) if grid else None,
-                         int(getattr(la, "prefix", 0) or 0)))
+                         int(getattr(la, "prefix", 0) or 0), int(getattr(la, "calls", 1))))
     return out
 
 
@@ -174,7 +175,7 @@ def pick_layers(layers: list[Layer], default: str) -> dict[str, Layer]:
     cut = order.get(default, len(layers))
     picks = {}
     for kind in dict.fromkeys(la.kind for la in layers):
-        pool = [la for la in layers if la.kind == kind]
+        pool = [la for la in layers if la.kind == kind and la.calls == 1]  # reused modules: not selectable
         maps = [la for la in pool if la.layout in MAP_LAYOUTS]
         early = [la for la in maps if order[la.name] <= cut]
         vectors = [la for la in pool if la.layout == "vector"]
@@ -259,13 +260,15 @@ def ref_layout(out: torch.Tensor, channels_last: bool = False) -> str | None:
 
 
 def gradcam_refs(
-    module: nn.Module, x: torch.Tensor, cls: int, names: list[str], channels_last: bool = False
-) -> dict[str, np.ndarray]:
-    """Written-out Grad-CAM at every layer in ``names``, from one forward and one backward."""
+    module: nn.Module, x: torch.Tensor, cls: int, names: list[str], channels_last: bool = False,
+    extra: tuple[str, ...] = (),
+) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """Written-out Grad-CAM at every layer in ``names``, from one forward and one backward; also
+    the outputs of ``names`` and ``extra`` from that forward."""
     xg = x.clone().requires_grad_()
-    with torch.enable_grad(), capture(module, names) as got:
+    with torch.enable_grad(), capture(module, [*names, *extra]) as got:
         score = logits_of(module(xg))[0, cls]
-        present = [n for n in names if n in got]
+        present = [n for n in dict.fromkeys(names) if n in got]
         grads = torch.autograd.grad(score, [got[n] for n in present], allow_unused=True)
     out = {}
     for n, g in zip(present, grads, strict=True):
@@ -278,13 +281,7 @@ def gradcam_refs(
         am, gm = to_map(a, layout, grid), to_map(g, layout, grid)
         cam = (gm.mean(dim=(2, 3), keepdim=True) * am).sum(dim=1).clamp(min=0)
         out[n] = cam[0].double().numpy()
-    return out
-
-
-def layer_outputs(module: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    with torch.no_grad(), capture(module, names) as got:
-        module(x)
-    return {n: t.detach() for n, t in got.items()}
+    return out, {n: t.detach() for n, t in got.items()}
 
 
 class _GuidedClamp(torch.autograd.Function):
@@ -525,6 +522,7 @@ def sweep_model(
 
 
 def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, references) -> ModelReport:
+    from convscope.algorithms import get as get_algorithm
     from convscope.algorithms import names as algorithm_names
     from convscope.engine import Engine, ViewRequest
     from convscope.engine.request import PANELS
@@ -569,20 +567,33 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
             rep.layout, rep.grid, rep.prefix = d.layout, d.grid, d.prefix
         picks = pick_layers(layers, rep.default_layer or "")
         rep.kinds = {k: la.name for k, la in picks.items()}
-        maps = list(dict.fromkeys(la.name for la in picks.values() if la.layout in MAP_LAYOUTS))
-        vecs = list(dict.fromkeys(la.name for la in picks.values() if la.layout == "vector"))
-        kinds_of = {}
+        kinds_of: dict[str, list[str]] = {}
         for k, la in picks.items():
             kinds_of.setdefault(la.name, []).append(k)
-        plans: list[tuple[str | None, str | None, str | None]] = [(None, None, None)]  # the default request
+        # run 0: the default request, every registered algorithm; then each picked layer not
+        # already shown by run 0, with the algorithms that depend on the layer (+ guided backprop,
+        # which shares guided Grad-CAM's backward pass): saliency & co. would only repeat run 0
+        try:
+            d_req = engine.resolve(ViewRequest(algorithms=algos, keep_raw=True))
+            shown = {d_req.conv_layer, d_req.cam_layer, d_req.fc_layer}
+        except Exception:  # noqa: BLE001 - run 0 reports it
+            shown = set()
+        maps = [n for n in dict.fromkeys(la.name for la in picks.values() if la.layout in MAP_LAYOUTS)
+                if n not in shown]
+        vecs = [n for n in dict.fromkeys(la.name for la in picks.values() if la.layout == "vector")
+                if n not in shown]
+        layer_algos = tuple(a for a in algos if get_algorithm(a).uses_layer or a == "guided_backprop")
+        plans: list[tuple[str | None, str | None, str | None]] = [(None, None, None)]
         for i in range(max(len(maps), len(vecs))):
             m = maps[i] if i < len(maps) else None
             plans.append((m, m, vecs[i] if i < len(vecs) else None))
         for i, (conv, cam, fc) in enumerate(plans):
-            run = Run(conv, cam, fc, tuple(k for n in (conv, fc) if n for k in kinds_of.get(n, [])))
+            names = (conv, fc) if i else tuple(shown)
+            run = Run(conv, cam, fc, tuple(k for n in names if n for k in kinds_of.get(n, [])))
             t0 = time.perf_counter()
             try:
-                req = ViewRequest(conv_layer=conv, cam_layer=cam, fc_layer=fc, algorithms=algos,
+                req = ViewRequest(conv_layer=conv, cam_layer=cam, fc_layer=fc,
+                                  algorithms=algos if i == 0 else layer_algos,
                                   panels=PANELS, keep_raw=True, neuron=0 if fc or i == 0 else None)
                 resolved = engine.resolve(req)
                 run.conv_layer, run.cam_layer, run.fc_layer = resolved.conv_layer, resolved.cam_layer, resolved.fc_layer
@@ -608,20 +619,20 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
         gc = base.maps.get("gradcam")
         cls = gc.target.index if gc is not None else base.predictions[0].index
         mods = dict(module.named_modules())
-        # default layer: same values as a recommended module?
-        if rep.default_layer in mods:
-            outs = layer_outputs(module, x, [rep.default_layer, *rep.references])
-            got = outs.get(rep.default_layer)
-            if got is not None:
-                rep.default_ref_layout = ref_layout(got, rep.ref_layout == "channels_last")
-            for r in rep.references:
+        # Grad-CAM at every CAM layer the runs used (one forward, one backward), and in the same
+        # forward the outputs of the default layer and its references
+        cam_layers = [r.cam_layer for i, r in enumerate(rep.runs) if i in results and r.cam_layer in mods]
+        extra = tuple(n for n in (rep.default_layer, *rep.references) if n in mods)
+        refs, outs = gradcam_refs(module, x, cls, list(dict.fromkeys(cam_layers)),
+                                  rep.ref_layout == "channels_last", extra)
+        got = outs.get(rep.default_layer or "")
+        if got is not None:
+            rep.default_ref_layout = ref_layout(got, rep.ref_layout == "channels_last")
+            for r in rep.references:  # the default layer outputs the same values as a reference?
                 ref = outs.get(r)
-                if got is not None and ref is not None and got.shape == ref.shape and torch.equal(got, ref):
+                if ref is not None and got.shape == ref.shape and torch.equal(got, ref):
                     rep.default_matches = r
                     break
-        # Grad-CAM at every CAM layer the runs used, one backward
-        cam_layers = [r.cam_layer for i, r in enumerate(rep.runs) if i in results and r.cam_layer in mods]
-        refs = gradcam_refs(module, x, cls, list(dict.fromkeys(cam_layers)), rep.ref_layout == "channels_last")
         for i, run in enumerate(rep.runs):
             res = results.get(i)
             if res is None or "gradcam" not in res.maps or run.cam_layer not in refs:
