@@ -131,6 +131,18 @@ def qualified(module: nn.Module, path: str) -> str:
     raise LookupError(path)
 
 
+def small_swin() -> nn.Module:
+    """timm's Swin-T code with fewer, narrower blocks (seeded random weights): the same windowed
+    attention, shifted windows, patch merging and channels-last stages at a tenth of the cost.
+    Loaded as ``helpers.sweep:small_swin`` (the ``package.module:factory`` model spec)."""
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, embed_dim=32,
+                                 depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+
+
 # ---------------------------------------------------------------------------------------------
 # The engine's view of layers (works with the current API and the one issue 11 introduces)
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ ARCHS = [
     # no docs entry: the class maps after the classifier's ReLU feed the global pooling
     Arch("squeezenet1_1", ("classifier[2]", "features[-1]"), "map", 160),
     Arch("googlenet", ("inception5b",), "map", 160),
-    Arch("inception_v3", ("Mixed_7c",), "map"),  # 299
+    Arch("inception_v3", ("Mixed_7c",), "map", 224),  # 299 natively: Mixed_7c is 5x5 at 224
     Arch("shufflenet_v2_x0_5", ("conv5",), "map"),
     # timm
     Arch("timm:resnet18d", ("layer4[-1]",), "map", 160),
@@ -67,13 +67,14 @@ ARCHS = [
          relu=False, pgc=True),
     # pytorch-grad-cam's docs take layers[-1].blocks[-1].norm2 (inside the last block's MLP
     # branch); the last spatial output before the pooling is the final norm, B x 7 x 7 x C
-    Arch("timm:swin_tiny_patch4_window7_224", ("norm",), "channels_last", relu=False, pgc=True),
+    # (timm's Swin-T code, embed_dim 32 and 2 blocks per stage: benchmarks/sweep.py runs the real one)
+    Arch("helpers.sweep:small_swin", ("norm",), "channels_last", relu=False, pgc=True),
     # the offline model with its real weights
     Arch("efficientnet_lite0", ("bn2",), "map", pgc=True),  # timm BatchNormAct2d: after BN + ReLU6
 ]
 
 
-@pytest.fixture(scope="module", params=ARCHS, ids=lambda a: a.spec.removeprefix("timm:"))
+@pytest.fixture(scope="module", params=ARCHS, ids=lambda a: a.spec.removeprefix("timm:").removeprefix("helpers.sweep:"))
 def arch(request) -> Arch:
     return request.param
 
