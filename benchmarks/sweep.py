@@ -16,8 +16,8 @@ weights). The checks and references are ``tests/helpers/sweep.py`` (the same cod
   ``empty`` instead when the reference map is degenerate (all zero, constant, non-finite);
 * guided r: guided backprop of the top-1 class against the written-out guided ReLUs;
 * kinds: each layer kind found, its picked layer run as ``conv_layer`` and ``cam_layer`` (map-like
-  layouts) or ``fc_layer`` (vectors), every panel and every registered algorithm on; "worst r" is
-  the lowest Grad-CAM r over those layers;
+  layouts) or ``fc_layer`` (vectors), every panel on, with Grad-CAM and Grad-CAM++ (the default
+  request runs every registered algorithm); "worst r" is the lowest Grad-CAM r over those layers;
 * empty: panels the engine labelled empty; flat: panels with no spread and no label (a silent
   failure); errors: one line each, with the innermost convscope frame.
 

@@ -534,9 +534,10 @@ def sweep_model(
 
 
 def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, references) -> ModelReport:
+    from convscope.algorithms import INPUT
     from convscope.algorithms import get as get_algorithm
     from convscope.algorithms import names as algorithm_names
-    from convscope.engine import Engine, ViewRequest
+    from convscope.engine import Engine, Target, ViewRequest
     from convscope.engine.request import PANELS
     from convscope.models import load_model
 
@@ -583,8 +584,9 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
         for k, la in picks.items():
             kinds_of.setdefault(la.name, []).append(k)
         # run 0: the default request, every registered algorithm; then each picked layer not
-        # already shown by run 0, with the algorithms that depend on the layer (+ guided backprop,
-        # which shares guided Grad-CAM's backward pass): saliency & co. would only repeat run 0
+        # already shown by run 0, with the algorithms whose backward stops at the layer (Grad-CAM,
+        # Grad-CAM++): input-gradient maps cost a full backward and do not depend on the layer
+        # (guided Grad-CAM is guided backprop times the layer's Grad-CAM), run 0 has them
         try:
             d_req = engine.resolve(ViewRequest(algorithms=algos, keep_raw=True))
             shown = {d_req.conv_layer, d_req.cam_layer, d_req.fc_layer}
@@ -594,7 +596,8 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
                 if n not in shown]
         vecs = [n for n in dict.fromkeys(la.name for la in picks.values() if la.layout == "vector")
                 if n not in shown]
-        layer_algos = tuple(a for a in algos if get_algorithm(a).uses_layer or a == "guided_backprop")
+        layer_algos = tuple(a for a in algos if get_algorithm(a).uses_layer and not any(
+            g.wrt == INPUT for g in get_algorithm(a).needs(Target(), "layer").grads))
         plans: list[tuple[str | None, str | None, str | None]] = [(None, None, None)]
         for i in range(max(len(maps), len(vecs))):
             m = maps[i] if i < len(maps) else None
