@@ -54,3 +54,11 @@ def mjpeg_avi(video_factory: VideoFactory) -> Path:
 def vp9_webm(video_factory: VideoFactory) -> Path:
     """VP9 in WebM, 50 frames of 320x240 at 25 fps, a keyframe every 25 frames."""
     return video_factory("vp9", ".webm")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that assert wall-clock bounds ``timing``: ``make test`` runs them alone."""
+    for item in items:
+        path = item.path
+        if "reliability" in path.parts or path.name == "test_src_streams.py":
+            item.add_marker(pytest.mark.timing)

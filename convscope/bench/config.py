@@ -25,7 +25,7 @@ def dashboard_request(layers: list, num_classes: int, gb_source: str | None = No
         num_classes: length of the model's label list.
         gb_source: what guided backprop explains, if not the dashboard's default (``class``: the
             Grad-CAM class, so one guided backward serves guided backprop and guided Grad-CAM;
-            ``channel``: the selected channel of the last conv layer, a second guided backward).
+            ``channel``: the selected channel of the default layer, a second guided backward).
     """
     from convscope import algorithms
     from convscope.server import protocol
@@ -43,7 +43,7 @@ def dashboard_request(layers: list, num_classes: int, gb_source: str | None = No
 def view_request(views: str, base: ViewRequest | None = None) -> ViewRequest:
     """The :class:`ViewRequest` of a named view set, derived from ``base`` (see :func:`dashboard_request`).
 
-    ``full`` is ``base`` as it is, by default (activation grid of the last conv layer, zoomed channel,
+    ``full`` is ``base`` as it is, by default (activation grid of the default layer, zoomed channel,
     FC map, top-5, Grad-CAM, guided backprop and guided Grad-CAM); ``activations`` keeps the
     panels and drops every algorithm; ``gradcam`` and ``guided`` keep the panels plus one.
     """

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gb-source", choices=("channel", "class"),
                    help="what guided backprop explains (default: as in a freshly opened dashboard; 'class' "
                    "shares one guided backward with guided Grad-CAM, 'channel' (the selected channel of the "
-                   "last conv layer) needs a second one)")
+                   "default layer) needs a second one)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=float, default=20.0, metavar="N",
                         help="timed seconds, both loops together (default: 20)")

@@ -55,6 +55,17 @@ def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> N
         g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
 
+def count_arg(text: str) -> int:
+    """argparse type: a whole number of 1 or more (``1e6`` and ``1_000_000`` are fine)."""
+    try:
+        value = int(float(text.replace("_", "")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text!r}")
+    return value
+
+
 def _grid(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):

@@ -87,6 +87,7 @@ class _Writer:
     def __init__(self, layout: Layout, labels: tuple[str, ...], model: str, save_raw: bool):
         self.layout, self.labels, self.model, self.save_raw = layout, labels, model, save_raw
         self.items: list[dict] = []
+        self.warnings: list[str] = []  # one line per blank map, printed as the run goes
 
     def item(self, item: Item, results: list[Result]) -> None:
         folder = self.layout.folder(item)
@@ -108,11 +109,18 @@ class _Writer:
                 raw = None
                 if self.save_raw and output.raw is not None:
                     raw = relative(write_npy(folder / f"{stem}.npy", output.raw), self.layout.base)
+                empty = getattr(output, "empty", None)
                 outputs.append({"algorithm": name, "target": target.as_dict(), "layer": output.layer,
-                                "image": relative(image, self.layout.base), "raw": raw})
+                                "image": relative(image, self.layout.base), "raw": raw,
+                                "empty": empty is not None, "empty_reason": empty})
+                if empty is not None:
+                    self.warnings.append(session.blank_warning(output, target, self.labels,
+                                                                None if self.layout.flat else item.rel))
                 title = getattr(algorithms.get(name), "title", name)
-                where = " · ".join(x for x in (output.layer, output.rule) if x)
-                panels.append(Panel(session.picture(output), (title, describe_target(target, self.labels), where)))
+                heading = f"{title} · {output.layer}" if output.layer else title
+                panels.append(Panel(session.picture(output), (heading, describe_target(target, self.labels),
+                                                               f"layer {output.layer} · {output.rule}"
+                                                               if output.layer else output.rule), empty))
         sheet = contact_sheet(f"{item.rel} · {self.model}", panels)
         write_image(folder / "summary.png", sheet)
         entry = {
@@ -154,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         def process(items, frames) -> None:
             for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit), strict=True):
                 writer.item(item, results)
+            for line in writer.warnings:
+                print(line, file=sys.stderr)
+            writer.warnings.clear()
 
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
                             progress=False if args.quiet else None)

@@ -23,7 +23,7 @@ from convscope.stills.options import (
 )
 from convscope.stills.outputs import write_image
 from convscope.stills.runner import run_items
-from convscope.stills.targets import run_targets
+from convscope.stills.targets import resolved_target, run_targets
 
 DEFAULT_TOP_K = 2
 
@@ -61,8 +61,14 @@ def run(args: argparse.Namespace) -> int:
                     path = write_image(layout.image_path(item, f"_{k}"), session.picture(cam))
                     if verbose:
                         print(f"{path}: {session.caption(cam, result, bundle.labels)}")
+                    if cam.empty is not None:
+                        target = resolved_target(cam, result)
+                        where = None if inputs.kind == "image" else item.rel
+                        print(session.blank_warning(cam, target, bundle.labels, where), file=sys.stderr)
 
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
                             progress=False if args.quiet else None)
+    if not args.quiet:
+        print(f"Grad-CAM layer: {layer.name}", file=sys.stderr)
     session.finish(summary, layout, inputs, quiet=args.quiet, stream=sys.stderr)
     return 0

@@ -17,7 +17,7 @@ from convscope.stills import session
 from convscope.stills.options import add_io_options, check_class, check_unit, conv_layer, unit_of
 from convscope.stills.outputs import write_image
 from convscope.stills.runner import run_items
-from convscope.stills.targets import run_targets
+from convscope.stills.targets import resolved_target, run_targets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("target (one of)")
     t.add_argument("--class", dest="class_index", type=int, metavar="C", help="the logit of class C")
     t.add_argument("--channel", type=int, metavar="C",
-                   help="the maximum of channel C of --layer (default layer: the last conv layer)")
+                   help="the maximum of channel C of --layer (default layer: the one that feeds the head)")
     t.add_argument("--layer", metavar="NAME", help="the conv layer of --channel (name or index, -1 = last)")
     t.add_argument("--neuron", metavar="LAYER:INDEX",
                    help="neuron INDEX of linear layer LAYER (name or index among linear layers)")
@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
                 if verbose:
                     note = "" if gb.rule in ("guided", "standard") else f" [rule: {gb.rule}]"
                     print(f"{path}: {session.caption(gb, result, bundle.labels)}{note}")
+                if gb.empty is not None:
+                    where = None if inputs.kind == "image" else item.rel
+                    print(session.blank_warning(gb, resolved_target(gb, result), bundle.labels, where),
+                          file=sys.stderr)
 
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
                             progress=False if args.quiet else None)

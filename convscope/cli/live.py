@@ -14,10 +14,29 @@ import sys
 import threading
 import webbrowser
 
-from convscope.cli.common import add_command, add_model_options, load_model_from_args
+from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
+from convscope.cli.probe import add_source_options
 from convscope.errors import UsageError
 
 DEFAULT_PORT = 8765
+
+
+class _LimitDefaults:
+    """``server.limits.Limits``' defaults, without importing the server for ``--help``/other commands."""
+
+    max_connections = 200
+    handshake_timeout = 10.0
+    stall_timeout = 20.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +62,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the model as loaded, without folding BatchNorm into the convs and without "
                    "channels_last (the views are the same either way)")
     g.add_argument("--quality", type=int, default=80, metavar="Q", help="JPEG quality of the panels, 1-95 (default: 80)")
+    d = _LimitDefaults
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-connections", type=count_arg, default=d.max_connections, metavar="N",
+                   help=f"open connections at most (viewers, page loads, handshakes; default: {d.max_connections}; "
+                   "lowered to fit the open-files limit). Beyond it, connections that have not sent a request "
+                   "are closed first, then new ones get 503")
+    g.add_argument("--handshake-timeout", type=_seconds, default=d.handshake_timeout, metavar="S",
+                   help=f"seconds a connection may take to send its request headers (default: {d.handshake_timeout:g})")
+    g.add_argument("--stall-timeout", type=_seconds, default=d.stall_timeout, metavar="S",
+                   help="drop a viewer whose connection accepts no data for S seconds "
+                   f"(default: {d.stall_timeout:g})")
+    from convscope.pixels import DEFAULT_MAX_PIXELS
+
+    g.add_argument("--max-pixels", type=count_arg, default=None, metavar="N",
+                   help="refuse images and video frames larger than N pixels, checked before decoding "
+                   f"(default: {DEFAULT_MAX_PIXELS}, as Pillow's; also CONVSCOPE_MAX_PIXELS)")
+    add_source_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,11 +116,11 @@ def _urls(bound: str, port: int, token: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from convscope.engine import Engine
+    from convscope.pixels import set_max_pixels
     from convscope.server.app import create_app
     from convscope.server.dashboard import make_dashboard
+    from convscope.server.limits import Limits, LiveServer, fit_to_fd_limit, make_config, raise_fd_limit
     from convscope.server.security import Guard, choose_token, is_loopback
     from convscope.sources import open_source
 
@@ -92,13 +128,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--quality must be between 1 and 95, got {args.quality}")
     token = choose_token(args.host, args.token, args.no_token)
     loopback = is_loopback(args.host)
+    if args.max_pixels is not None:
+        set_max_pixels(args.max_pixels)
+    soft, _ = raise_fd_limit()
+    cap = fit_to_fd_limit(args.max_connections, soft)
+    if cap < args.max_connections:
+        print(f"convscope: --max-connections lowered to {cap} to fit the open-files limit ({soft}; "
+              "raise it with ulimit -n)", file=sys.stderr, flush=True)
+    limits = Limits(max_connections=cap, handshake_timeout=args.handshake_timeout,
+                    stall_timeout=args.stall_timeout)
     sock = _bind(args.host, args.port)
     source = engine = None
     try:
         bundle = load_model_from_args(args)
         engine = Engine(bundle, optimize=args.optimize)
         print(f"convscope: {bundle.name}: {engine.optimization}", flush=True)
-        source = open_source(args.source, realtime=True, loop=args.loop)
+        source = open_source(args.source, realtime=True, loop=args.loop, open_timeout=args.open_timeout,
+                             read_timeout=args.read_timeout, max_reconnects=args.max_reconnects)
         bound, port = sock.getsockname()[:2]
         urls = _urls(bound, port, token)
 
@@ -116,14 +162,11 @@ def run(args: argparse.Namespace) -> int:
 
         dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
                               on_startup=announce)
-        # No permessage-deflate: JPEG/PNG do not compress, and deflating ~250 KB a frame cost the
-        # event loop ~12 ms of CPU per frame and viewer (0.3 ms without).
-        config = uvicorn.Config(create_app(dash), log_level="warning", timeout_graceful_shutdown=1,
-                                lifespan="on", access_log=False, ws_per_message_deflate=False)
+        server = LiveServer(make_config(create_app(dash), limits), limits)
         try:
-            uvicorn.Server(config).run(sockets=[sock])  # returns after Ctrl-C / SIGTERM
+            server.run(sockets=[sock])  # returns after Ctrl-C / SIGTERM, viewers closed
         except KeyboardInterrupt:
-            pass  # uvicorn re-raises the signal it handled
+            pass  # a second Ctrl-C while stopping
     finally:
         if source is not None:
             source.close()

@@ -9,7 +9,7 @@ one packed device-to-host copy. Parameters never receive gradients: only
 Two backward strategies share one plan:
 
 * ``sequential`` (default on CPU): one graph, one ``autograd.grad`` call per pass, the ReLU rule
-  switched between calls. Costs one forward; the standard pass to the last conv layer only walks
+  switched between calls. Costs one forward; the standard pass to the CAM layer only walks
   the tail.
 * ``batched`` (default on CUDA): the input is repeated once per pass, rows carry their own
   targets and rules (a per-row mask in the ReLU hooks), one ``autograd.grad`` call. On a GPU a
@@ -440,6 +440,8 @@ class Engine:
         for job in plan.jobs:
             raw = raws[job.name]
             display = get(job.name).display
+            lo, hi = render.value_range(raw, (-2, -1) if display == "heatmap" else (-3, -2, -1))
+            packer.add(f"range:{job.name}", torch.stack([lo, hi], dim=-1))  # -> MapOutput.empty
             if display == "heatmap":
                 up = render.resize(raw, size, mode="bilinear")
                 heat = render.colorize(render.normalize(up, (-2, -1)), cmap)
@@ -451,7 +453,7 @@ class Engine:
                     render.colorize(render.normalize(render.magnitude(raw), (-2, -1)), cmap),
                 )
             else:
-                packer.add(f"map:{job.name}", render.gradient_image(raw))
+                packer.add(f"map:{job.name}", render.gradient_image(raw, lo=lo, hi=hi))
             if req.keep_raw:
                 packer.add(f"raw:{job.name}", raw)
         return grids
@@ -510,6 +512,7 @@ class Engine:
                     target = Target("class", top1, None)
                 algo = get(job.name)
                 guided = any(g.rule == "guided" for g in algo.needs(job.target, job.layer).grads)
+                lo, hi = (float(v) for v in host[f"range:{job.name}"][b])
                 result.maps[job.name] = MapOutput(
                     algorithm=job.name,
                     target=target,
@@ -518,6 +521,8 @@ class Engine:
                     overlay=host[f"overlay:{job.name}"][b] if f"overlay:{job.name}" in host else None,
                     raw=host[f"raw:{job.name}"][b] if f"raw:{job.name}" in host else None,
                     rule=self._rules_description(guided),
+                    empty=render.empty_reason(lo, hi),
+                    value_range=(lo, hi),
                 )
             if "input_tensor" in host:
                 result.input_tensor = host["input_tensor"][b : b + 1]

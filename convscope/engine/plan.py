@@ -3,7 +3,7 @@
 Needs with the same target and the same rule share one backward (guided backprop and guided
 Grad-CAM share the guided input gradient when their targets coincide); each backward takes the
 gradient with respect to every tensor any of them wants in one ``torch.autograd.grad`` call.
-Grad-CAM's standard gradient at the last conv layer only walks the network's tail.
+Grad-CAM's standard gradient at its layer only walks the network's tail.
 """
 
 from __future__ import annotations

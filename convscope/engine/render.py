@@ -17,7 +17,67 @@ import torch.nn.functional as F
 
 from convscope.engine.colormaps import lut
 
-_EPS = 1e-12
+#: A map whose values span less than this fraction of its largest magnitude is drawn flat: in
+#: float32 (7 significant digits) such a spread is rounding noise, not structure.
+REL_SPAN = 1e-6
+
+ALL_ZERO = "all zero: this layer/target gives no signal"
+CONSTANT = "constant"
+NON_FINITE = "non-finite values (inf/nan)"
+
+
+def _minmax(x: torch.Tensor, dims: tuple[int, ...] | None, keepdim: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(min, max)`` of ``x`` over ``dims`` (all when None).
+
+    ``amin`` and ``amax`` separately: on CPU ``torch.aminmax`` is about 10x slower than both.
+    """
+    if dims is None:
+        lo, hi = x.amin(), x.amax()
+        if keepdim:
+            lo, hi = lo.reshape([1] * x.ndim), hi.reshape([1] * x.ndim)
+        return lo, hi
+    return x.amin(dim=dims, keepdim=keepdim), x.amax(dim=dims, keepdim=keepdim)
+
+
+def value_range(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-map ``(min, max)`` over the trailing ``dims`` (no kept dims): one cheap reduction.
+
+    The engine packs these with the images, so the host can tell a blank map from a real one
+    (:func:`empty_reason`) without another device sync.
+    """
+    return _minmax(x, dims, keepdim=False)
+
+
+def empty_reason(lo: float, hi: float) -> str | None:
+    """Why a map with this value range is drawn blank, or None when it has something to show.
+
+    ``all zero`` / ``constant`` (the spread is below :data:`REL_SPAN` of the largest magnitude,
+    what :func:`normalize` draws flat) / ``non-finite values``. Evaluated on the host in float64
+    from the packed per-map range, with the same rule the device applied when it drew the map.
+    """
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return NON_FINITE
+    scale = max(abs(lo), abs(hi))
+    if scale == 0.0:
+        return ALL_ZERO
+    if hi - lo <= REL_SPAN * scale:
+        return f"{CONSTANT}: every value is {lo:.4g}"
+    return None
+
+
+def _scale_and_gain(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-map ``(scale, gain)``: ``scale`` the largest magnitude, ``gain = scale / (hi - lo)``.
+
+    The span is measured as ``hi / scale - lo / scale`` (in [0, 2] for any float32 map, 1e-30 or
+    1e30 alike). ``gain`` is 0 for a constant map (span below :data:`REL_SPAN`) and nan for an
+    all-zero or non-finite one (0/0, inf/inf), so the caller's final ``nan_to_num_`` draws every
+    blank map flat without a branch per map: a handful of ops on one value per map, since each
+    small op costs microseconds on its own.
+    """
+    scale = torch.maximum(lo.abs(), hi.abs())
+    span = hi / scale - lo / scale  # in [0, 2], or nan
+    return scale, (span > REL_SPAN).div(span)
 
 
 def normalize(
@@ -26,17 +86,22 @@ def normalize(
     lo: torch.Tensor | None = None,
     hi: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None); a flat map becomes 0.
+    """Min-max scale ``x`` to [0, 1] over ``dims`` (all dims when None), for any magnitude.
 
+    The scale factor is computed from the range divided by the largest magnitude, so a map times
+    1e-30 or 1e30 gives the same picture, with no fixed threshold and no overflow. A map that is
+    all zero, constant (see :data:`REL_SPAN`) or holds inf/nan becomes 0 everywhere;
+    :func:`empty_reason` names which.
     ``lo`` / ``hi`` (broadcastable to ``x``) skip the reductions when the caller has them.
     """
     if lo is None or hi is None:
-        if dims is None:
-            lo, hi = x.amin(), x.amax()
-        else:
-            lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
-    span = hi - lo
-    return (x - lo) / torch.where(span > _EPS, span, torch.ones_like(span)) * (span > _EPS)
+        lo, hi = _minmax(x, dims, keepdim=True)
+    scale, gain = _scale_and_gain(lo, hi)
+    # (x - lo) is exact for close values (no precision lost to an offset). gain / scale is finite
+    # down to scales of ~1e-32 for nearly flat maps (gain up to 1 / REL_SPAN) and ~3e-39 for the
+    # rest; past that, and for an overflowing x - lo (|x| > 1.7e38, mixed signs), values saturate
+    # to 0 or 1 instead of turning into nan.
+    return (x - lo).mul_(gain / scale).nan_to_num_(0.0, 1.0, 0.0)
 
 
 def colorize(x01: torch.Tensor, colormap: str) -> torch.Tensor:
@@ -72,24 +137,36 @@ def overlay(heat: torch.Tensor, image: torch.Tensor, alpha: float = 0.5) -> torc
     return out.to(torch.uint8)
 
 
-def gradient_image(g: torch.Tensor) -> torch.Tensor:
+def gradient_image(g: torch.Tensor, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None) -> torch.Tensor:
     """Visualise ``(..., 3, H, W)`` input gradients as RGB uint8 ``(..., H, W, 3)``.
 
     Centred on the mean, scaled by 0.1 per standard deviation around mid-grey (the usual guided
-    backprop rendering), per image.
+    backprop rendering), per image. Scale-free: each image is divided by its largest magnitude
+    before the mean and variance, so gradients of 1e-30 or 1e19 give the same picture and the
+    variance cannot overflow float32. A blank image (all zero, constant, non-finite: see
+    :func:`empty_reason`) is drawn mid-grey. ``lo`` / ``hi``: the per-image range when known
+    (shape ``(...)``, as :func:`value_range` over the last three dims returns it).
     """
     flat = g.flatten(-3)
-    n = flat.shape[-1]
-    mean = flat.mean(dim=-1)
-    var = ((flat * flat).sum(dim=-1) - n * mean * mean).clamp_(min=0) / max(n - 1, 1)
-    scale = 25.5 / (var.sqrt_() + 1e-5)  # 0.1 * 255 per standard deviation
-    z = (g - mean[..., None, None, None]).mul_(scale[..., None, None, None]).add_(127.5)
-    z = z.clamp_(0.0, 255.0).round_()
+    if lo is None or hi is None:
+        lo, hi = flat.amin(dim=-1), flat.amax(dim=-1)
+    scale = torch.maximum(lo.abs(), hi.abs())
+    y = flat / scale[..., None]  # in [-1, 1]: sums of squares stay finite (nan for a blank image)
+    y = y.sub_(y.mean(dim=-1, keepdim=True))
+    # two-pass variance (of the centred values): no cancellation; vector_norm is the fastest sum of squares
+    std = torch.linalg.vector_norm(y, dim=-1) / math.sqrt(max(flat.shape[-1] - 1, 1))
+    drawn = (hi - lo).div_(scale) > REL_SPAN  # what empty_reason calls constant is drawn grey
+    factor = drawn.div(std).mul_(25.5)  # 0.1 * 255 per standard deviation; 0 or nan when blank
+    z = y.mul_(factor[..., None]).add_(127.5).nan_to_num_(127.5, 127.5, 127.5)
+    z = z.clamp_(0.0, 255.0).round_().reshape(g.shape)
     return z.to(torch.uint8).movedim(-3, -1).contiguous()
 
 
 def magnitude(g: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` gradients -> ``(..., H, W)`` max absolute value over colour channels."""
+    """``(..., 3, H, W)`` gradients -> ``(..., H, W)`` max absolute value over colour channels.
+
+    No squares, so no overflow; :func:`normalize` then copes with any magnitude.
+    """
     return g.abs().amax(dim=-3)
 
 

@@ -1,7 +1,7 @@
 """``ViewRequest``: everything the next frame must show. Small, frozen, cheap to compare.
 
 The live server turns browser selections into a new ``ViewRequest``; the CLI builds one from its
-flags. The engine resolves ``None`` layer names (last conv / last linear) against the model.
+flags. The engine resolves ``None`` layer names (the default layer / the last linear) against the model.
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ class ViewRequest:
     """What to compute for a frame.
 
     Attributes:
-        conv_layer: conv layer shown as the activation grid (``None`` = the last conv layer).
+        conv_layer: layer shown as the activation grid, any feature map (``None`` = the default layer:
+            the feature map that feeds the head).
         channel: the selected channel of ``conv_layer`` (enlarged in the ``channel`` panel).
         fc_layer: linear layer shown as the FC map (``None`` = the last linear layer).
         neuron: the selected neuron of ``fc_layer`` (``None`` = none selected).
-        cam_layer: Grad-CAM's layer (``None`` = the last conv layer).
+        cam_layer: Grad-CAM's layer, any feature map (``None`` = the default layer).
         cam_target: target of the class-like maps (Grad-CAM, Grad-CAM++, guided Grad-CAM).
         gb_target: target of the input-gradient maps (guided backprop, saliency).
         algorithms: names from the algorithm registry to compute.

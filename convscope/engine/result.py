@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convscope.engine.render import NON_FINITE, empty_reason
 from convscope.engine.request import Target
 
 
@@ -25,6 +26,8 @@ class Mosaic:
             included in tile_h / tile_w).
         ranges: Cx2 float32, the (min, max) of each channel's raw activation (for hover text).
         raw: C x h x w float32 activations before normalisation, only with ``keep_raw``.
+        empty: why the whole grid is blank (the layer's output is all zero, constant, or holds
+            inf/nan in some channels), else None; derived from ``ranges`` when not given.
     """
 
     layer: str
@@ -36,6 +39,16 @@ class Mosaic:
     channels: int
     ranges: np.ndarray
     raw: np.ndarray | None = None
+    empty: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.empty is None and len(self.ranges):
+            r = np.asarray(self.ranges, dtype=np.float64)
+            bad = int((~np.isfinite(r)).any(axis=-1).sum())
+            if bad:
+                self.empty = NON_FINITE if bad == len(r) else f"{NON_FINITE} in {bad} of {len(r)} channels"
+            else:
+                self.empty = empty_reason(r[:, 0].min(), r[:, 1].max())
 
 
 @dataclass
@@ -52,6 +65,11 @@ class FCMap:
     selected_value: float | None = None
     value_range: tuple[float, float] = (0.0, 0.0)
     raw: np.ndarray | None = None  # the N activations as float32, only with keep_raw
+    empty: str | None = None  # why the map is blank (all zero, constant, inf/nan); from value_range
+
+    def __post_init__(self) -> None:
+        if self.empty is None:
+            self.empty = empty_reason(*self.value_range)
 
 
 @dataclass
@@ -66,6 +84,10 @@ class MapOutput:
             gradients as 3xHxW.
         rule: the backward rule applied (``standard``, ``guided``, or e.g.
             ``guided (SiLU: standard)`` when some activations had no guided rule).
+        empty: None when the map has something to show, else why it is drawn blank: ``all zero:
+            ...``, ``constant: ...`` or ``non-finite values (inf/nan)``
+            (:func:`convscope.engine.render.empty_reason`).
+        value_range: ``(min, max)`` of the raw map (before any normalisation).
     """
 
     algorithm: str
@@ -75,6 +97,8 @@ class MapOutput:
     overlay: np.ndarray | None = None
     raw: np.ndarray | None = None
     rule: str = "standard"
+    empty: str | None = None
+    value_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -90,3 +114,14 @@ class Result:
     maps: dict[str, MapOutput] = field(default_factory=dict)
     input_tensor: np.ndarray | None = None  # 1x3xHxW float32, only with keep_raw
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def channel_empty(self) -> str | None:
+        """Why the zoomed channel is blank (all zero, constant, inf/nan), from the grid's ranges.
+
+        None when it has something to show, or when the activation grid was not computed.
+        """
+        a, c = self.activations, self.channel_index
+        if self.channel is None or a is None or c is None or not 0 <= c < len(a.ranges):
+            return None
+        return empty_reason(*a.ranges[c])

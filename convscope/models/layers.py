@@ -161,11 +161,16 @@ def discover_layers(bundle: ModelBundle, grid: tuple[int, int] | None = None) ->
     h, w = bundle.preprocessing.input_size
     was_training = module.training
     seed = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, h, w, generator=seed).to(bundle.device).requires_grad_()
+    leaf = torch.rand(1, 3, h, w, generator=seed).to(bundle.device).requires_grad_()
     try:
         module.eval()
-        with torch.enable_grad():
-            out = module(x)
+        try:
+            with torch.enable_grad():
+                out = module(leaf * 1.0)  # not the leaf itself: a model may edit its input in place
+        except RuntimeError:  # a forward that cannot record a graph still lists its layers
+            order.clear(), calls.clear(), outputs.clear()
+            with torch.no_grad():
+                out = module(leaf.detach())
         logits = _first_tensor(out)
     finally:
         for handle in handles:
@@ -218,8 +223,11 @@ def head_layer(
     if logits is not None and logits.ndim == 2 and logits.requires_grad:
         named = [la for la in spatial if la.name in outputs]
         score = logits[0, int(logits[0].detach().argmax())]
-        grads = torch.autograd.grad(score, [outputs[la.name] for la in named], allow_unused=True)
-        for la, g in zip(reversed(named), reversed(grads), strict=True):
+        try:
+            grads = torch.autograd.grad(score, [outputs[la.name] for la in named], allow_unused=True)
+        except RuntimeError:  # e.g. an output modified in place by the model itself
+            grads = ()
+        for la, g in zip(reversed(named), reversed(grads), strict=False):
             if g is not None and bool(la.as_map(g).abs().amax() > 0):
                 return la.name
     convs = [la for la in spatial if la.kind == "conv"]
@@ -289,5 +297,5 @@ def resolve_layer(layers: list[LayerInfo], key: str | int, kind: Role | None = N
             raise LayerError(f"{what} index {i} is out of range: the model has {len(pool)} (use 0..{len(pool) - 1} or -1)")
         return pool[i]
     names = [la.name for la in layers if _eligible(la, kind)]
-    label = {"conv": "layer with a feature map", "linear": "linear layer", None: "layer"}[kind]
+    label = {"conv": "layer", "linear": "linear layer", None: "layer"}[kind]
     raise LayerError(f"unknown {label} {key!r}{suggest(str(key), names)}")

@@ -75,7 +75,7 @@ def create_app(dash: Dashboard) -> Starlette:
         finally:
             status.cancel()
             hub.close()
-            await asyncio.to_thread(pipeline.stop)
+            await asyncio.to_thread(pipeline.stop, 0.5)  # a stop signal must end the process within 1 s
 
     async def index(request: Request) -> Response:
         reason = dash.guard.why_refused(request)

@@ -19,6 +19,7 @@ The benchmarks reuse :func:`encode_result` to measure what the server adds per f
 from __future__ import annotations
 
 import io
+import math
 import struct
 import time
 from dataclasses import dataclass
@@ -47,7 +48,10 @@ class EncodedFrame:
     Attributes:
         seq: frame number (increasing; the page acknowledges it).
         meta: JSON-serialisable header (``type: "frame"``): geometry, predictions, selections,
-            timings, and the list of panels that follow as binary messages.
+            timings, and the list of panels that follow as binary messages. ``activations``,
+            ``channel``, ``fc`` and each ``maps`` entry carry ``empty``: null, or why that panel
+            is drawn blank (``all zero: ...``, ``constant: ...``, ``non-finite values (inf/nan)``);
+            ``maps`` entries also carry ``value_range``, the raw map's ``[min, max]``.
         blobs: one per panel, in the order listed in ``meta["panels"]``.
         seconds: wall time :func:`encode_result` took.
     """
@@ -103,8 +107,10 @@ def unpack_message(message: bytes) -> list[tuple[int, str, bytes]]:
     return out
 
 
-def _round(x: float, digits: int = 5) -> float:
-    return float(f"{float(x):.{digits}g}")
+def _round(x: float, digits: int = 5) -> float | None:
+    """``x`` to ``digits`` significant digits; None for inf/nan (JSON has no such numbers)."""
+    x = float(x)
+    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
 
 
 def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFrame:
@@ -147,10 +153,11 @@ def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFra
             "layer": mosaic.layer, "rows": mosaic.rows, "cols": mosaic.cols, "tile_h": mosaic.tile_h,
             "tile_w": mosaic.tile_w, "channels": mosaic.channels,
             "width": int(mosaic.image.shape[1]), "height": int(mosaic.image.shape[0]),
+            "empty": getattr(mosaic, "empty", None),
         }
     if result.channel is not None:
         add("channel", result.channel, PANEL_FORMATS["channel"])
-        meta["channel"] = {"index": result.channel_index}
+        meta["channel"] = {"index": result.channel_index, "empty": getattr(result, "channel_empty", None)}
     fc = result.fc
     if fc is not None:
         add("fc", fc.image, PANEL_FORMATS["fc"])
@@ -160,13 +167,16 @@ def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFra
             "selected_value": None if fc.selected_value is None else _round(fc.selected_value),
             "value_range": [_round(v) for v in fc.value_range],
             "width": int(fc.image.shape[1]), "height": int(fc.image.shape[0]),
+            "empty": getattr(fc, "empty", None),
         }
     maps = {}
     for name, out in result.maps.items():
         image = out.overlay if out.overlay is not None else out.image
         add(f"map:{name}", image, MAP_FORMAT)
+        value_range = getattr(out, "value_range", None)
         maps[name] = {"target": out.target.as_dict(), "layer": out.layer, "rule": out.rule,
-                      "overlay": out.overlay is not None}
+                      "overlay": out.overlay is not None, "empty": getattr(out, "empty", None),
+                      "value_range": None if value_range is None else [_round(v) for v in value_range]}
     meta["maps"] = maps
     meta["timings"] = {k: _round(v * 1000.0, 4) for k, v in result.timings.items()}  # milliseconds
     meta["panels"] = panels

@@ -214,6 +214,8 @@ class Pipeline:
 
     def _fail(self, exc: Exception) -> None:
         """Keep the dashboard alive after a failure and say what it was in the status line."""
+        if self._stop.is_set():
+            return  # stopping: the engine may be closed under a frame still running, nothing to report
         if isinstance(exc, ConvscopeError):
             self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return

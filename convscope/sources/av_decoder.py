@@ -17,6 +17,7 @@ import av
 import av.error
 
 from convscope.errors import SourceError
+from convscope.pixels import too_large
 from convscope.sources.decoder import RawFrame, as_rgb
 from convscope.sources.masking import one_line
 
@@ -26,6 +27,7 @@ log = logging.getLogger("convscope.sources")
 # "nobuffer": it throws away the analysed packets and so delays the first picture to the next
 # keyframe; latency is handled by keeping only the newest frame.)
 _LIVE_OPTIONS = {"analyzeduration": "1000000"}
+_SOCKET_SLACK = 1.0  # seconds added to FFmpeg's socket timeouts (see AvDecoder)
 _SCHEME_OPTIONS = {
     # TCP interleaving: no lost packets, passes NAT and firewalls; most cameras support it.
     "rtsp": {"rtsp_transport": "tcp"},
@@ -67,7 +69,9 @@ class AvDecoder:
             _check_host(target, display)
             # Socket-level timeouts too: a server that accepts and then says nothing fails within
             # the read timeout even while FFmpeg is still "opening" (waiting for its reply).
-            micros = str(int(read_timeout * 1_000_000))
+            # A little over the read timeout: the source's own watchdog declares the input lost
+            # at exactly the read timeout, before FFmpeg hands out what it still buffers.
+            micros = str(int((read_timeout + _SOCKET_SLACK) * 1_000_000))
             options["rw_timeout"] = micros
             if scheme in ("rtsp", "rtsps", "tcp", "udp"):
                 options["timeout"] = micros
@@ -77,7 +81,7 @@ class AvDecoder:
         self._container = None
         started = time.monotonic()
         try:
-            self._container = av.open(target, options=options, timeout=(open_timeout, read_timeout))
+            self._container = av.open(target, options=options, timeout=(open_timeout, read_timeout + _SOCKET_SLACK))
         except av.error.FFmpegError as exc:
             elapsed = time.monotonic() - started
             waited = open_timeout if elapsed >= 0.95 * open_timeout else read_timeout
@@ -90,28 +94,61 @@ class AvDecoder:
             self.close()
             raise SourceError(f"no video stream in {display}")
         self._stream = videos[0]
+        ctx = self._stream.codec_context
+        reason = too_large(ctx.width, ctx.height) if ctx.width and ctx.height else None
+        if reason is not None:  # from the stream header, before a frame is decoded
+            self.close()
+            raise SourceError(f"{display}: {reason}")
         self._stream.thread_type = "AUTO" if scheme is None else "SLICE"
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
         self.fps = _as_fps(rate)
         self.live = always_live or (scheme is not None and self._container.duration is None)
 
     def frames(self) -> Iterator[RawFrame]:
-        """Decode every frame; broken packets are skipped, lost input raises ``SourceError``."""
+        """Decode every frame; broken packets are skipped, lost input raises ``SourceError``.
+
+        A local file that ends well before its stated duration (truncated, or so corrupt that
+        FFmpeg gives up) or had broken packets raises ``SourceError`` at its end, after its
+        readable frames, so the user sees why it stopped (a damaged file does not loop).
+        """
+        broken = 0
+        last: float | None = None
         try:
             for packet in self._container.demux(self._stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as exc:
+                    broken += 1
                     log.debug("skipping a broken packet in %s: %s", self._display, one_line(str(exc)))
                     continue
                 for frame in decoded:
+                    reason = too_large(frame.width, frame.height)
+                    if reason is not None:
+                        raise SourceError(f"{self._display}: {reason}")
+                    last = frame.time if frame.time is not None else last
                     yield RawFrame(as_rgb(frame.to_ndarray(format="rgb24")), frame.time)
         except av.error.EOFError:
-            return
+            pass
         except av.error.FFmpegError as exc:
             raise SourceError(self._describe(exc, opening=False)) from None
         except OSError as exc:
             raise SourceError(f"reading {self._display} failed: {one_line(exc.strerror or str(exc))}") from None
+        self._check_complete(last, broken)
+
+    def _check_complete(self, last: float | None, broken: int) -> None:
+        """Raise when a local file stopped well short of its duration or had broken packets."""
+        if self._is_url or self._container is None:
+            return
+        expected = _expected_end(self._container, self._stream)
+        period = 1.0 / self.fps if self.fps > 0 else 0.04
+        bad = f", {broken} broken packet(s)" if broken else ""
+        if expected is not None and (last is None or last < expected - max(1.0, 3 * period)):
+            got = f"{last:.1f} s" if last is not None else "nothing"
+            raise SourceError(f"{self._display} ended early: decoded {got} of {expected:.1f} s{bad} "
+                              "(the file is truncated or corrupt)")
+        if broken:
+            raise SourceError(f"{self._display} is damaged: {broken} broken packet(s) skipped "
+                              "(the file is corrupt)")
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
@@ -152,6 +189,18 @@ def _check_host(url: str, display: str) -> None:
         socket.getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError):
         raise SourceError(f"cannot open {display}: host {host!r} does not resolve") from None
+
+
+def _expected_end(container, stream) -> float | None:
+    """Media time (s) at which the video stream should end, from its header; ``None`` if unknown."""
+    tb = stream.time_base
+    if stream.duration and stream.duration > 0 and tb:
+        start = stream.start_time * tb if stream.start_time is not None else 0
+        return float(start + stream.duration * tb)
+    if container.duration and container.duration > 0:
+        start = container.start_time if container.start_time is not None else 0
+        return (start + container.duration) / 1_000_000
+    return None
 
 
 def _as_fps(rate: Fraction | None) -> float:

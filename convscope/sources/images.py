@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from convscope.errors import SourceError
+from convscope.pixels import open_image
 from convscope.sources.decoder import RawFrame, as_rgb
 from convscope.sources.masking import one_line
 from convscope.sources.spec import IMAGE_SUFFIXES
@@ -60,10 +61,15 @@ def list_images(target: str, display: str) -> list[str]:
 
 
 def load_image(path: str) -> np.ndarray:
-    """An image file as RGB uint8, EXIF rotation applied; raises ``OSError``/``ValueError`` etc."""
-    with Image.open(path) as im:
+    """An image file as RGB uint8, EXIF rotation applied, writable.
+
+    Raises:
+        ImageTooLarge: over the pixel limit (checked from the header, before decoding).
+        OSError, ValueError ...: whatever Pillow raises for a broken file.
+    """
+    with open_image(path) as im:
         im = ImageOps.exif_transpose(im)
-        return as_rgb(np.asarray(im.convert("RGB")))
+        return as_rgb(np.array(im.convert("RGB")))  # a copy: torch.from_numpy wants a writable array
 
 
 class ImageDecoder:

@@ -105,5 +105,6 @@ def open_source(
     source = Source(
         parsed.kind, parsed.display, opener,
         realtime=realtime, loop=loop, max_reconnects=max_reconnects, skipped=skipped,
+        read_timeout=float(read_timeout),
     )
     return source.start(wait=open_timeout + read_timeout + _START_MARGIN)

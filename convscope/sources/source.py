@@ -47,6 +47,9 @@ class Source:
         loop: start again at the end (files, images, demo) or reconnect after the end (live).
         max_reconnects: give up after this many failed reconnects in a row (``None``: never).
         skipped: the list the reader appends ``(path, reason)`` of unreadable images to.
+        read_timeout: a live input that delivers no frame for this many seconds counts as lost
+            at once: :attr:`state` turns ``reconnecting`` and frames the stalled reader still
+            hands out afterwards (FFmpeg's buffered ones) are dropped, not shown as live.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Source:
         loop: bool | None,
         max_reconnects: int | None,
         skipped: list[tuple[str, str]] | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self._kind = kind
         self._display = display
@@ -81,6 +85,10 @@ class Source:
         self._last_ts = 0.0
         self._period = 1.0 / 30.0
         self.reconnects = 0
+        self._read_timeout = read_timeout
+        self._last_frame_at = 0.0  # monotonic time of the newest frame (live inputs)
+        self._pass = 0  # which open of the input the reader is on
+        self._stale_pass = -1  # the pass the watchdog declared lost
         self.skipped: list[tuple[str, str]] = skipped if skipped is not None else []
         self._thread = threading.Thread(target=self._run, name=f"convscope-source-{kind}", daemon=True)
 
@@ -96,6 +104,7 @@ class Source:
     @property
     def state(self) -> SourceState:
         """``playing``, ``reconnecting`` (with attempt and last error) or ``ended``."""
+        self._watch()
         with self._lock:
             return self._state
 
@@ -118,6 +127,7 @@ class Source:
         """
         if self._buffer is None or self._stop.is_set():
             return None
+        self._watch()
         return self._buffer.newest(timeout)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -199,6 +209,9 @@ class Source:
 
     def _play_once(self, first: bool) -> tuple[bool, str | None]:
         """Open the input and hand out its frames until it ends; return (got a frame, error)."""
+        with self._lock:
+            self._pass += 1
+            this_pass = self._pass
         try:
             decoder = self._opener()
         except SourceError as exc:
@@ -214,6 +227,8 @@ class Source:
             for raw in decoder.frames():
                 if self._stop.is_set():
                     break
+                if self._stale_pass == this_pass:  # declared lost meanwhile: this frame is stale
+                    return in_pass > 0, self._lost_message()
                 if in_pass == 0:
                     self._on_first_frame(raw.image, decoder, first)
                 if self._live:
@@ -224,6 +239,7 @@ class Source:
                     if self._realtime:
                         clock = self._pace(clock, ts)
                 self._buffer.put(Frame(raw.image, self._index, ts, raw.path), self._stop)
+                self._last_frame_at = time.monotonic()
                 self._index += 1
                 in_pass += 1
                 self._ready.set()
@@ -237,6 +253,8 @@ class Source:
         if first:
             h, w = image.shape[:2]
             self._info = SourceInfo(self._kind, int(w), int(h), float(decoder.fps), self._live, self._display)
+        with self._lock:
+            self._last_frame_at = time.monotonic()
         self._set_state(SourceState("playing"))
         if self._attempt:
             self.reconnects += 1
@@ -273,6 +291,7 @@ class Source:
             self._loop = self._live or self._kind == "demo"
         self._buffer = FrameBuffer(latest_only=self._live or self._realtime)
         self._t0 = time.monotonic()
+        self._last_frame_at = self._t0
 
     def _pace(self, clock: float | None, ts: float) -> float:
         """Sleep until media time ``ts`` is due on the wall clock; return the (maybe reset) clock."""
@@ -285,6 +304,29 @@ class Source:
         if delay > 0:
             self._stop.wait(delay)
         return clock
+
+    def _lost_message(self) -> str:
+        return f"no frame from {self._display} within {self._read_timeout:g} s (timed out)"
+
+    def _watch(self) -> None:
+        """Declare a live input lost once it has delivered nothing for the read timeout.
+
+        The reader may be stuck inside FFmpeg for longer (an RTSP demuxer waits out its own
+        timeout once more before it gives up), so the state says so now; whatever that reader
+        still delivers from this connection is dropped, and it reconnects when it returns.
+        """
+        if not self._live or self._read_timeout is None or self._stop.is_set():
+            return
+        with self._lock:
+            if self._state.status != "playing" or self._stale_pass == self._pass:
+                return
+            if time.monotonic() - self._last_frame_at <= self._read_timeout:
+                return
+            self._stale_pass = self._pass
+            self._state = SourceState("reconnecting", self._attempt + 1, self._lost_message())
+        if self._buffer is not None:
+            self._buffer.discard()
+        log.warning("source %s: %s; reconnecting", self._display, self._lost_message())
 
     def _fail_open(self, exc: SourceError) -> SourceError:
         self._open_error = exc

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from convscope.errors import SourceError
+from convscope.pixels import too_large
 from convscope.sources.decoder import RawFrame, as_rgb
 
 
@@ -58,6 +59,11 @@ class WebcamDecoder:
             cap.release()
             raise SourceError(f"cannot open webcam {index}: busy, no permission, or not a camera")
         self._cap = cap
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        reason = too_large(width, height) if width and height else None
+        if reason is not None:
+            self.close()
+            raise SourceError(f"webcam {index}: {reason}")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else 0.0
 

@@ -10,7 +10,6 @@ stops a folder run.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convscope.errors import ConvscopeError, InputError
+from convscope.pixels import ImageTooLarge, open_image
 
 #: Extensions treated as images in folders (what Pillow decodes; lower case).
 IMAGE_EXTENSIONS = frozenset({
@@ -94,12 +94,12 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                return _to_rgb(im)
+        with open_image(path) as im:  # the pixel limit is checked from the header, before decoding
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+    except ImageTooLarge as exc:
+        raise Unreadable(str(exc)) from None
     except FileNotFoundError:
         raise Unreadable("no such file") from None
     except IsADirectoryError:
@@ -108,8 +108,6 @@ def read_image(path: str | Path) -> np.ndarray:
         raise Unreadable("permission denied") from None
     except UnidentifiedImageError:
         raise Unreadable("not an image (unknown or corrupt format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Unreadable("image too large (decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unreadable(f"corrupt image ({reason})") from None

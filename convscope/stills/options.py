@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from convscope.cli.common import count_arg
 from convscope.engine.colormaps import COLORMAPS
 from convscope.errors import LayerError, RequestError
 from convscope.models import LayerInfo, ModelBundle, resolve_layer
@@ -26,6 +27,9 @@ def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:
     g.add_argument("--ext", metavar="EXT", help="image format of the outputs, e.g. png or jpg "
                    "(default: the output name's, else the input's, else png)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-image lines")
+    g.add_argument("--max-pixels", type=count_arg, default=None, metavar="N",
+                   help="largest image (width x height) to decode, checked from its header "
+                   "(default: Pillow's 89,478,485, or CONVSCOPE_MAX_PIXELS)")
 
 
 def add_colormap_option(parser: argparse.ArgumentParser) -> None:

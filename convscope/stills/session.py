@@ -27,6 +27,9 @@ def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputS
     """Expand INPUT and prepare OUTPUT (both fail fast, before the model loads)."""
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be 1 or more, got {args.batch_size}")
+    from convscope.pixels import set_max_pixels
+
+    set_max_pixels(getattr(args, "max_pixels", None))  # None: the default (or CONVSCOPE_MAX_PIXELS)
     inputs = expand_input(args.input, args.every)
     return inputs, plan_layout(inputs.kind, args.output, getattr(args, "ext", None), folder_only)
 
@@ -65,6 +68,14 @@ def caption(output: MapOutput, result: Result, labels: tuple[str, ...]) -> str:
             if p.index == target.index:
                 return f"{text} (p={p.probability:.3f})"
     return text
+
+
+def blank_warning(output: MapOutput, target, labels: tuple[str, ...], where: str | None = None) -> str:
+    """``warning: gradcam at layer4 for class 281 tabby is all zero: ...`` for a blank map."""
+    at = f" at {output.layer}" if output.layer else ""
+    of = f" of {where}" if where else ""
+    verb = "has" if str(output.empty).startswith("non-finite") else "is"
+    return f"warning: {output.algorithm}{at} for {describe_target(target, labels)}{of} {verb} {output.empty}"
 
 
 def finish(summary: Summary, layout: Layout, inputs: InputSet, *, quiet: bool, stream: TextIO) -> None:

@@ -20,14 +20,22 @@ BG = (255, 255, 255)
 INK = (20, 20, 20)
 MUTED = (110, 110, 110)
 BAR = (66, 133, 244)
+WARN = (196, 52, 24)
+BAND = (24, 24, 24)
+BAND_INK = (255, 196, 80)
 
 
 @dataclass(frozen=True)
 class Panel:
-    """One labelled tile: an HxWx3 uint8 image and up to three caption lines."""
+    """One labelled tile: an HxWx3 uint8 image and up to three caption lines.
+
+    ``blank``: why the image shows nothing (``all zero: ...``); it is stamped over the tile and
+    added as a last caption line, so a flat picture is never taken for a result.
+    """
 
     image: np.ndarray
     caption: tuple[str, ...]
+    blank: str | None = None
 
 
 @lru_cache(maxsize=4)
@@ -56,6 +64,38 @@ def _tile(image: np.ndarray) -> Image.Image:
     canvas = Image.new("RGB", (TILE, TILE), BG)
     canvas.paste(im, ((TILE - size[0]) // 2, (TILE - size[1]) // 2))
     return canvas
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, font, lines: int = 3) -> list[str]:
+    """``text`` broken into at most ``lines`` lines of ``width`` pixels (the last one shortened)."""
+    out: list[str] = []
+    line = ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and draw.textlength(trial, font=font) > width:
+            out.append(line)
+            line = word
+        else:
+            line = trial
+    if line:
+        out.append(line)
+    if len(out) > lines:
+        out = out[: lines - 1] + [" ".join(out[lines - 1 :])]
+    return [_fit(draw, x, width, font) for x in out]
+
+
+def stamp_blank(tile: Image.Image, reason: str) -> Image.Image:
+    """A dark band across the tile's middle saying ``BLANK MAP`` and why."""
+    draw = ImageDraw.Draw(tile)
+    font, bold = _font(12), _font(14)
+    lines = _wrap(draw, reason, TILE - 2 * PAD - 8, font)
+    height = LINE + 4 + LINE * len(lines) + 2 * PAD
+    top = (TILE - height) // 2
+    draw.rectangle((PAD, top, TILE - PAD, top + height), fill=BAND, outline=BAND_INK)
+    draw.text((TILE // 2, top + PAD), "BLANK MAP", fill=BAND_INK, font=bold, anchor="ma")
+    for i, line in enumerate(lines):
+        draw.text((TILE // 2, top + PAD + LINE + 4 + i * LINE), line, fill=BAND_INK, font=font, anchor="ma")
+    return tile
 
 
 def predictions_panel(predictions: Sequence[tuple[int, str, float]]) -> np.ndarray:
@@ -88,7 +128,7 @@ def contact_sheet(title: str, panels: Sequence[Panel], columns: int = 4) -> np.n
         raise ValueError("a contact sheet needs at least one panel")
     cols = max(1, min(columns, len(panels)))
     rows = (len(panels) + cols - 1) // cols
-    caption_h = LINE * max(len(p.caption) for p in panels) + 4
+    caption_h = LINE * max(len(p.caption) + (p.blank is not None) for p in panels) + 4
     cell_w, cell_h = TILE + PAD, caption_h + TILE + PAD
     head = LINE + 2 * PAD
     sheet = Image.new("RGB", (PAD + cols * cell_w, head + rows * cell_h), BG)
@@ -100,5 +140,10 @@ def contact_sheet(title: str, panels: Sequence[Panel], columns: int = 4) -> np.n
         y = head + (i // cols) * cell_h
         for j, line in enumerate(panel.caption):
             draw.text((x, y + j * LINE), _fit(draw, line, TILE, font), fill=INK if j == 0 else MUTED, font=font)
-        sheet.paste(_tile(panel.image), (x, y + caption_h))
+        tile = _tile(panel.image)
+        if panel.blank is not None:
+            draw.text((x, y + len(panel.caption) * LINE), _fit(draw, f"blank: {panel.blank}", TILE, font),
+                      fill=WARN, font=font)
+            tile = stamp_blank(tile, panel.blank)
+        sheet.paste(tile, (x, y + caption_h))
     return np.asarray(sheet)

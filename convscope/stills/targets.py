@@ -98,5 +98,7 @@ def describe_target(target: Target, labels: tuple[str, ...]) -> str:
     """A caption for a target: ``class 285 Egyptian cat`` or ``features.6 channel 12``."""
     if target.kind == "class":
         label = labels[target.index] if target.index is not None and 0 <= target.index < len(labels) else ""
+        if label == f"class {target.index}":  # generic labels: not "class 3 class 3"
+            label = ""
         return f"class {target.index} {label}".strip()
     return f"{target.layer} {target.kind} {target.index}"

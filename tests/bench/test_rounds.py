@@ -115,7 +115,7 @@ def test_dashboard_request_is_what_a_fresh_dashboard_shows():
     assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
     state = ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names())))
     assert request == state.to_request()
-    assert dashboard_request(layers, 1000, "channel").gb_target == Target("channel", 0, "layer4.1.conv2")
+    assert dashboard_request(layers, 1000, "channel").gb_target == Target("channel", 0, "layer4")
     assert dashboard_request(layers, 1000, "class").gb_target == Target("class", None)
     with pytest.raises(UsageError, match="guided-backprop source"):
         dashboard_request(layers, 1000, "pixel")

@@ -84,13 +84,14 @@ def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path)
         assert set(pred) == {"index", "label", "probability"}
     classes = [p["index"] for p in item["predictions"][:2]]
     for output in item["outputs"]:
-        assert set(output) == {"algorithm", "target", "layer", "image", "raw"}
+        assert set(output) == {"algorithm", "target", "layer", "image", "raw", "empty", "empty_reason"}
+        assert output["empty"] is False and output["empty_reason"] is None
         assert output["target"] in ({"class": classes[0]}, {"class": classes[1]})
         assert Image.open(tmp_path / output["image"]).size == (224, 224)
         raw = np.load(tmp_path / output["raw"])
         assert raw.dtype == np.float32 and np.isfinite(raw).all() and raw.std() > 0
         if output["algorithm"] == "gradcam":
-            assert raw.ndim == 2 and raw.min() >= 0 and output["layer"] == "conv_head"
+            assert raw.ndim == 2 and raw.min() >= 0 and output["layer"] == "bn2"
         if output["algorithm"] == "guided_backprop":
             assert raw.shape == (3, 224, 224)
     gradcams = [o for o in item["outputs"] if o["algorithm"] == "gradcam"]
@@ -114,7 +115,8 @@ def test_explain_equals_engine_run(capsys, chelsea_path, tmp_path):
     bundle = load_model("efficientnet_lite0")
     engine = Engine(bundle)
     try:
-        request = ViewRequest(cam_layer="conv_head", algorithms=tuple(algorithms.names()),
+        # explain's default layer is the one that feeds the head: bn2 (after conv_head's BN and ReLU6)
+        request = ViewRequest(cam_layer="bn2", algorithms=tuple(algorithms.names()),
                               cam_target=Target("class"), gb_target=Target("class"), keep_raw=True)
         result = engine.run(read_image(chelsea_path), request)
     finally:
@@ -154,7 +156,7 @@ def test_folder_report_and_unit_targets(capsys, photo_folder, tmp_path):
     (("--algorithms", "gradcan"), 2, "did you mean: gradcam"),
     (("--neuron", "classifier:1000"), 1, "out of range"),
     (("--channel", "conv_head:x"), 1, "LAYER:INDEX"),
-    (("--layer", "nope"), 1, "unknown conv layer"),
+    (("--layer", "nope"), 1, "unknown layer 'nope'"),
 ])
 def test_explain_errors(capsys, chelsea_path, tmp_path, args, code, expected):
     assert expected in one_line_error(cli(capsys, "explain", "-i", chelsea_path, "-o", tmp_path, *args, *MODEL), code)

@@ -100,3 +100,13 @@ def test_console_script(chelsea_path, tmp_path):
     bad = subprocess.run([*cmd, "gradcam", "-i", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png")],
                          capture_output=True, text=True, timeout=240)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_max_pixels_refuses_from_the_header_and_is_per_run(capsys, chelsea_path, tmp_path):
+    """chelsea is 451x300 = 135,300 pixels: over a 100,000 limit it is refused before decoding."""
+    err = one_line_error(cli(capsys, "gradcam", "-i", chelsea_path, "-o", tmp_path / "a.png", "--max-pixels", "1e5"))
+    assert "too large" in err and "--max-pixels" in err
+    assert not list(tmp_path.iterdir())
+    # the next run without the flag is back to the default limit
+    done = cli(capsys, "gradcam", "-i", chelsea_path, "-o", tmp_path / "b.png", "--top-k", "1")
+    assert done.code == 0 and (tmp_path / "b_0.png").is_file()

@@ -37,7 +37,8 @@ def test_targets_write_one_image_each(capsys, chelsea_path, tmp_path):
     (("--layer", "conv_head", "--channel", "5000"), 1, "out of range"),
     (("--layer", "conv_head"), 2, "--channel"),
     (("--class", "3", "--neuron", "classifier:3"), 2, "choose one target"),
-    (("--neuron", "conv_head:3"), 1, "unknown linear layer"),
+    (("--neuron", "conv_head:3"), 1, "conv_head (conv, 1280x7x7) has no feature vector to take neurons of"),
+    (("--neuron", "clasifier:3"), 1, "unknown linear layer 'clasifier' (did you mean: classifier"),
 ])
 def test_errors(capsys, chelsea_path, tmp_path, args, code, expected):
     line = one_line_error(cli(capsys, "guided-backprop", "-i", chelsea_path, "-o", tmp_path / "g.png", *args, *MODEL), code)

@@ -139,7 +139,11 @@ def test_frames_change_over_time(page):
 def test_menus_come_from_the_server(page):
     hello = page.evaluate("window.convscope.hello")
     conv = page.locator(f"{_tid('conv-layer-select')} option")
-    assert conv.count() == len(hello["conv_layers"]) == 49  # efficientnet_lite0, execution order
+    # every feature map of efficientnet_lite0, grouped by kind: its 49 convs among them
+    assert conv.count() == len(hello["conv_layers"]) > 49
+    assert sum(la["kind"] == "conv" for la in hello["conv_layers"]) == 49
+    assert page.locator(f"{_tid('conv-layer-select')} optgroup").count() >= 3
+    assert page.eval_on_selector(_tid("conv-layer-select"), "e => e.value") == "bn2"  # the default layer
     assert "conv_stem" in conv.first.inner_text() and "32×112×112" in conv.first.inner_text()
     assert page.locator(f"{_tid('fc-layer-select')} option").count() == len(hello["linear_layers"])
     algs = page.locator("#algorithms input")

@@ -165,7 +165,8 @@ def test_top_k_comes_from_the_logits_with_ties_broken_by_index(chelsea):
     assert res.maps["gradcam"].target == Target("class", 1)
 
 
-def test_torchscript_runs_input_gradient_algorithms(chelsea, tmp_path):
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_runs_input_gradient_algorithms(chelsea):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6)).eval()
     plain = tiny_bundle(net)

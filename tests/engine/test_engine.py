@@ -137,7 +137,7 @@ def test_plan_merges_identical_needs(lite0):
         # Grad-CAM's standard gradient at the last conv, and ONE guided input gradient shared by
         # guided backprop and guided Grad-CAM (same target)
         assert [(p.rule, p.wrt) for p in default.passes] == [
-            ("standard", ("conv_head",)),
+            ("standard", ("bn2",)),
             ("guided", ("<input>",)),
         ]
         more = engine.plan(

@@ -15,10 +15,12 @@ def engine():
         yield e
 
 
-def test_defaults_are_the_last_conv_and_linear_layers(engine):
+def test_defaults_are_the_map_that_feeds_the_head_and_the_last_linear_layer(engine):
+    # the ReLU6 after conv4 (its output is pooled into the head), not conv4 itself
     req = engine.resolve(ViewRequest(gb_target=Target("channel"), neuron=2, cam_target=Target("neuron")))
-    assert (req.conv_layer, req.fc_layer, req.cam_layer) == ("conv4", "fc2", "conv4")
-    assert req.gb_target == Target("channel", 0, "conv4")
+    assert (req.conv_layer, req.fc_layer, req.cam_layer) == ("relu6", "fc2", "relu6")
+    assert engine.default_layer == "relu6"
+    assert req.gb_target == Target("channel", 0, "relu6")
     assert req.cam_target == Target("neuron", 2, "fc2")
     assert engine.resolve(req) == req  # idempotent
     assert [layer.name for layer in engine.conv_layers] == ["conv1", "conv2", "conv3", "conv4"]
@@ -35,7 +37,7 @@ def test_layers_by_index_and_top_k_clamped(engine):
     [
         (ViewRequest(algorithms=("gradcamm",)), RequestError, "did you mean: gradcam"),
         (ViewRequest(conv_layer="conv9"), LayerError, "conv9"),
-        (ViewRequest(channel=16), RequestError, r"channel of conv4 16 is out of range \(use 0..15\)"),
+        (ViewRequest(channel=16), RequestError, r"channel of relu6 16 is out of range \(use 0..15\)"),
         (ViewRequest(channel=-1), RequestError, "out of range"),
         (ViewRequest(neuron=6), RequestError, r"use 0..5"),
         (ViewRequest(cam_target=Target("class", 6)), RequestError, "class 6 is out of range"),

@@ -21,14 +21,20 @@ def test_layers_json_resnet50(capsys):
     layers = json.loads(out)
     assert code == 0
     assert sum(la["kind"] == "conv" for la in layers) == 53
-    assert layers[0] == {"index": 0, "name": "conv1", "kind": "conv", "shape": [64, 112, 112]}
+    first = {k: layers[0][k] for k in ("index", "name", "kind", "shape", "layout", "grid", "channels")}
+    assert first == {"index": 0, "name": "conv1", "kind": "conv", "shape": [64, 112, 112], "layout": "map",
+                     "grid": [112, 112], "channels": 64}
     assert [la for la in layers if la["kind"] == "conv"][-1]["name"] == "layer4.2.conv3"
+    assert [la["name"] for la in layers if la["default"]] == ["layer4"]
+    # the Bottleneck's ReLU runs three times: listed, not selectable
+    assert next(la for la in layers if la["name"] == "layer4.2.relu")["calls"] == 3
 
 
 def test_layers_seed_alias_and_table(capsys):
     code, out, _ = run(["layers", "-n", "vgg16", "--weights", "random"], capsys)
     assert code == 0
-    assert "13 conv, 3 linear" in out and "features.28" in out and "512x14x14" in out
+    assert "13 conv" in out and "3 linear" in out and "features.28" in out and "512x14x14" in out
+    assert "default layer (feeds the head; Grad-CAM and the activation grid): features" in out
 
 
 def test_default_model_layers(capsys):

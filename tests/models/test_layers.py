@@ -27,7 +27,11 @@ def test_vgg16_layers():
     layers = discover_layers(load_model("vgg16", weights="random"))
     assert sum(la.kind == "conv" for la in layers) == 13
     assert [la.shape for la in layers if la.kind == "linear"] == [(4096,), (4096,), (1000,)]
-    assert [la.index for la in layers] == list(range(16))
+    assert [la.index for la in layers] == list(range(len(layers)))
+    # every module that runs once is listed: convs, activations, pools, the containers
+    kinds = {la.name: la.kind for la in layers}
+    assert kinds["features.1"] == "act" and kinds["features"] == "block" and kinds["classifier.6"] == "linear"
+    assert [la.name for la in layers if la.default] == ["features"]
 
 
 class Reordered(nn.Module):

@@ -65,3 +65,34 @@ def test_encode_result_describes_every_panel(built):
     assert frame.meta["maps"]["gradcam"]["overlay"] is True
     assert [p["index"] for p in frame.meta["predictions"]] == [p.index for p in result.predictions]
     assert frame.nbytes == sum(map(len, frame.blobs)) and frame.seconds > 0
+
+
+def test_frame_header_names_blank_panels_and_stays_strict_json():
+    """``empty`` per panel (null when it has something to show) and ``value_range`` per map; a
+    nan range must not put NaN into the JSON (the page's JSON.parse rejects it)."""
+    import json
+
+    from helpers.blank_models import dead_net
+
+    from convscope.engine import Engine
+    from convscope.engine.render import ALL_ZERO
+    from convscope.models import Preprocessing
+    from convscope.models.bundle import ModelBundle
+
+    bundle = ModelBundle(dead_net(), Preprocessing(input_size=(32, 32)), tuple("abcdef"), "dead")
+    request = ViewRequest(cam_layer="conv2", conv_layer="conv_dead", channel=1, fc_layer="fc_dead",
+                          panels=("input", "predictions", "activations", "channel", "fc"),
+                          algorithms=("gradcam", "guided_backprop"))
+    with Engine(bundle) as engine:
+        result = engine.run(data.chelsea(), request)
+    meta = encode_result(result).meta
+    assert meta["activations"]["empty"] == meta["channel"]["empty"] == meta["fc"]["empty"] == ALL_ZERO
+    assert meta["maps"]["gradcam"]["empty"] == ALL_ZERO and meta["maps"]["gradcam"]["value_range"] == [0.0, 0.0]
+    assert meta["maps"]["gradcam"]["layer"] == "conv2"
+    gb = meta["maps"]["guided_backprop"]
+    assert gb["empty"] is None and gb["value_range"][0] < 0 < gb["value_range"][1]
+    result.maps["guided_backprop"].value_range = (float("nan"), float("inf"))
+    result.fc.value_range = (float("nan"), 1.0)
+    meta = encode_result(result).meta
+    assert meta["maps"]["guided_backprop"]["value_range"] == [None, None]
+    json.dumps(meta, allow_nan=False)  # strict JSON

@@ -19,16 +19,18 @@ def space(built):
 
 
 def test_space_comes_from_the_model_and_the_registry(space):
-    assert space.conv == {"conv1": 8, "conv2": 16}
-    assert space.linear == {"fc1": 32, "fc2": 10}
+    # every module with a feature map, and every vector (pooled, flattened, linear, activations on them)
+    assert space.conv == {"conv1": 8, "relu1": 8, "pool1": 8, "conv2": 16, "relu2": 16}
+    assert space.linear == {"pool": 16, "flat": 16, "fc1": 32, "relu3": 32, "fc2": 10}
+    assert (space.default_conv, space.default_linear) == ("relu2", "fc2")
     assert space.num_classes == 10
     assert space.algorithms == algorithms.names()
 
 
-def test_initial_state_is_the_last_layers_and_the_top1(space):
+def test_initial_state_is_the_default_layer_the_last_linear_and_the_top1(space):
     st = ViewState.initial(space)
-    assert (st.conv_layer, st.channel, st.fc_layer, st.neuron) == ("conv2", 0, "fc2", None)
-    assert st.cam_layer == "conv2" and st.cam_class is None
+    assert (st.conv_layer, st.channel, st.fc_layer, st.neuron) == ("relu2", 0, "fc2", None)
+    assert st.cam_layer == "relu2" and st.cam_class is None
     assert st.algorithms == ("gradcam", "guided_backprop", "guided_gradcam")
     req = st.to_request()
     assert req.cam_target == Target("class", None) and req.gb_target == Target("class", None)
@@ -45,7 +47,7 @@ def test_guided_backprop_follows_what_was_clicked_last(space):
     # until something is clicked, guided backprop explains the Grad-CAM class (one shared backward)
     assert st.to_request().gb_target == Target("class", None) == st.to_request().cam_target
     st = apply_view(st, {"channel": 4, "gb_source": "channel"}, space)
-    assert st.to_request().gb_target == Target("channel", 4, "conv2")
+    assert st.to_request().gb_target == Target("channel", 4, "relu2")
     st = apply_view(st, {"neuron": 9, "gb_source": "neuron"}, space)
     assert st.to_request().gb_target == Target("neuron", 9, "fc2")
     st = apply_view(st, {"cam_class": 2, "gb_source": "class"}, space)
@@ -112,7 +114,9 @@ def test_state_round_trips_through_its_message_form(space):
 def test_hello_lists_layers_in_execution_order(built):
     hello = built.dashboard.hello
     assert hello["type"] == "hello"
-    assert [la["index"] for la in hello["conv_layers"] + hello["linear_layers"]] == [0, 1, 2, 3]
+    assert [la["index"] for la in hello["conv_layers"] + hello["linear_layers"]] == list(range(10))
+    kinds = [(la["name"], la["kind"], la["layout"], la["default"]) for la in hello["conv_layers"]]
+    assert kinds[-2:] == [("conv2", "conv", "map", False), ("relu2", "act", "map", True)]
     assert hello["max_message_bytes"] == protocol.MAX_MESSAGE_BYTES
     assert hello["source"]["kind"] == "demo" and hello["source"]["width"] > 0
 

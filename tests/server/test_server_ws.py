@@ -49,14 +49,14 @@ def decode(payload: bytes) -> np.ndarray:
 def test_hello_state_and_frames(client):
     with client.websocket_connect(WS) as ws:
         hello = receive_json(ws, "hello")
-        assert [la["name"] for la in hello["conv_layers"]] == ["conv1", "conv2"]
-        assert hello["conv_layers"][1]["shape"] == [16, 32, 32]
-        assert [la["name"] for la in hello["linear_layers"]] == ["fc1", "fc2"]
+        assert [la["name"] for la in hello["conv_layers"]] == ["conv1", "relu1", "pool1", "conv2", "relu2"]
+        assert hello["conv_layers"][3]["shape"] == [16, 32, 32]
+        assert [la["name"] for la in hello["linear_layers"]] == ["pool", "flat", "fc1", "relu3", "fc2"]
         assert [a["name"] for a in hello["algorithms"]] == list(algorithms.names())
         assert all(a["title"] and a["summary"] for a in hello["algorithms"])
         assert hello["labels"][:2] == ["class 0", "class 1"] and hello["num_classes"] == 10
         state = receive_json(ws, "state")
-        assert state["conv_layer"] == "conv2" and state["fc_layer"] == "fc2"
+        assert state["conv_layer"] == "relu2" and state["fc_layer"] == "fc2"
         assert state["paused"] is False
         seqs = []
         for _ in range(3):

@@ -152,8 +152,30 @@
   // ---- hello: menus built from the server's lists ------------------------------------------
   const shape = (l) => (l.shape.length ? l.shape.join('×') : '?');
 
+  // Layers grouped by kind (<optgroup>), execution order within a group, so hundreds stay usable.
+  // A hello without `kind` (older servers) gives one plain list. Option values are layer names.
+  const KINDS = { conv: 'conv', block: 'blocks', norm: 'norm', act: 'activations', tokens: 'tokens', linear: 'linear' };
+  const KIND_ORDER = Object.keys(KINDS);
+
+  function layerOption(l) {
+    const layout = l.layout && l.layout !== 'map' && l.layout !== 'vector' ? `  (${l.layout})` : '';
+    return new Option(`${l.index}. ${l.name}  ${shape(l)}${layout}`, l.name);
+  }
+
   function fillSelect(select, layers) {
-    select.replaceChildren(...layers.map((l) => new Option(`${l.index}. ${l.name}  ${shape(l)}`, l.name)));
+    const kinds = [...new Set(layers.map((l) => l.kind).filter(Boolean))];
+    if (kinds.length === 0) { select.replaceChildren(...layers.map(layerOption)); return; }
+    const rank = (k) => { const i = KIND_ORDER.indexOf(k); return i < 0 ? KIND_ORDER.length : i; };
+    kinds.sort((a, b) => rank(a) - rank(b));
+    const groups = kinds.map((kind) => {
+      const members = layers.filter((l) => l.kind === kind);
+      const group = document.createElement('optgroup');
+      group.label = `${KINDS[kind] || kind} · ${members.length}`;
+      group.dataset.kind = kind;
+      group.append(...members.map(layerOption));
+      return group;
+    });
+    select.replaceChildren(...layers.filter((l) => !l.kind).map(layerOption), ...groups);
   }
 
   function onHello(msg) {
@@ -269,11 +291,43 @@
     return '';
   }
 
+  // A blank panel (all zero, constant, inf/nan: `empty` in the frame header) gets a visible label
+  // over its canvas, data-testid "empty-<panel>", instead of a silent flat picture.
+  function markEmpty(box, panel, reason) {
+    if (!box) return;
+    let tag = box.querySelector(':scope > .empty-label');
+    if (!reason) { if (tag) tag.hidden = true; return; }
+    if (!tag) {
+      tag = document.createElement('div');
+      tag.className = 'empty-label';
+      tag.dataset.testid = `empty-${panel}`;
+      tag.setAttribute('role', 'status');
+      box.append(tag);
+    }
+    tag.textContent = reason;
+    tag.hidden = false;
+  }
+
+  function renderEmpty(meta) {
+    const a = meta.activations;
+    markEmpty($('grid-box'), 'activations', a && a.empty);
+    markEmpty($('channel').parentElement, 'channel', meta.channel && meta.channel.empty);
+    markEmpty($('fc-box'), 'fc', meta.fc && meta.fc.empty);
+    for (const fig of document.querySelectorAll('figure.map')) {
+      const info = (meta.maps || {})[fig.dataset.algorithm];
+      markEmpty(fig.querySelector('.canvas-box'), fig.dataset.algorithm.replace(/_/g, '-'), info && info.empty);
+    }
+  }
+
   function renderCaptions(meta) {
     const st = S.state;
+    renderEmpty(meta);
     for (const [name, info] of Object.entries(meta.maps || {})) {
       const fig = mapPanel(name);
       if (!fig) continue;
+      const a = algorithm(name);
+      const title = a ? a.title || name : name;
+      fig.querySelector('.title').textContent = info.layer ? `${title} · ${info.layer}` : title;
       let text = describeTarget(info.target);
       if (st && 'class' in info.target && st.cam_class !== null) text = `◆ pinned ${text}`;
       if (info.rule && info.rule !== 'standard') text += ` · ${info.rule}`;
@@ -347,7 +401,15 @@
     const tip = $('tooltip');
     const ch = tileAt(ev);
     if (ch === null) { tip.hidden = true; return; }
-    const rg = S.ranges && S.ranges.length >= 2 * (ch + 1) ? ` · range [${fmt(S.ranges[2 * ch])}, ${fmt(S.ranges[2 * ch + 1])}]` : '';
+    let rg = '';
+    if (S.ranges && S.ranges.length >= 2 * (ch + 1)) {
+      const lo = S.ranges[2 * ch];
+      const hi = S.ranges[2 * ch + 1];
+      rg = ` · range [${fmt(lo)}, ${fmt(hi)}]`;
+      if (!Number.isFinite(lo) || !Number.isFinite(hi)) rg += ' · non-finite (inf/nan)';
+      else if (lo === 0 && hi === 0) rg += ' · all zero';
+      else if (hi - lo <= 1e-6 * Math.max(Math.abs(lo), Math.abs(hi))) rg += ' · constant';
+    }
     tip.textContent = `channel ${ch}${rg}`;
     const box = $('grid-box').getBoundingClientRect();
     tip.hidden = false;
