@@ -121,8 +121,8 @@ def test_every_layer_kind_runs(report: ModelReport):
 
 
 def test_panels_structured_or_labelled_empty(report: ModelReport):
-    if any(r.empty_missing for r in report.runs):
-        pytest.skip("TODO(issue 11): MapOutput.empty is not in the engine yet; flat maps cannot be labelled")
+    missing = sorted({p for r in report.runs for p in r.empty_missing})
+    assert not missing, f"no MapOutput.empty to label these maps: {missing}"
     flat = [f"{p} (conv={r.conv_layer}, cam={r.cam_layer}, fc={r.fc_layer})"
             for r in report.runs for p in r.flat_unlabelled]
     assert not flat, "panels with no spread and no empty label:\n" + "\n".join(flat)
@@ -135,7 +135,7 @@ def test_gradcam_matches_reference(report: ModelReport):
     for run in checked:
         labelled = "map:gradcam" in run.empty
         if run.gradcam_ref_degenerate:
-            if not run.empty_missing and not labelled:
+            if not labelled:
                 bad.append(f"{run.cam_layer}: the reference map is degenerate, the engine's is not labelled empty")
         elif labelled:
             bad.append(f"{run.cam_layer}: labelled empty ({run.empty['map:gradcam']}) but the reference has structure")
@@ -157,8 +157,6 @@ def test_gradcam_matches_pytorch_grad_cam(report: ModelReport, arch: Arch):
 def test_guided_backprop_matches_reference(report: ModelReport):
     assert report.guided_ref_degenerate is not None, "guided backprop was not compared"
     if report.guided_ref_degenerate:
-        if any(r.empty_missing for r in report.runs):
-            pytest.skip("TODO(issue 11): the guided reference is degenerate and MapOutput.empty is missing")
         assert report.guided_empty, "the reference is degenerate, the engine's map is not labelled empty"
     else:
         assert not report.guided_empty, f"labelled empty ({report.guided_empty}) but the reference has structure"
