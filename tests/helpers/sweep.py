@@ -373,6 +373,18 @@ def pytorch_gradcam(module: nn.Module, x: torch.Tensor, cls: int, name: str, lay
     return np.asarray(out[0], dtype=np.float64)
 
 
+def same_values(a: torch.Tensor, b: torch.Tensor, channels_last: bool = False) -> bool:
+    """The same tensor values, also when one is the other permuted between B x h x w x C and
+    B x C x h x w (torchvision's Swin puts a ``Permute`` module after its final norm)."""
+    if a.shape == b.shape:
+        return torch.equal(a, b)
+    if a.ndim == b.ndim == 4:
+        la, lb = ref_layout(a, channels_last), ref_layout(b, channels_last)
+        ma, mb = to_map(a, la), to_map(b, lb)
+        return ma.shape == mb.shape and torch.equal(ma, mb)
+    return False
+
+
 def degenerate(a: np.ndarray) -> bool:
     """All zero, constant or non-finite: nothing to show, nothing to correlate."""
     a = np.asarray(a, dtype=np.float64)
@@ -643,9 +655,10 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
         got = outs.get(rep.default_layer or "")
         if got is not None:
             rep.default_ref_layout = ref_layout(got, rep.ref_layout == "channels_last")
+            cl = rep.ref_layout == "channels_last"
             for r in rep.references:  # the default layer outputs the same values as a reference?
                 ref = outs.get(r)
-                if ref is not None and got.shape == ref.shape and torch.equal(got, ref):
+                if ref is not None and same_values(got, ref, cl):
                     rep.default_matches = r
                     break
         for i, run in enumerate(rep.runs):
