@@ -41,7 +41,6 @@ from convscope.engine.rules import BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
 from convscope.models.layers import LayerInfo, default_layer, discover_layers
-from convscope.models.layout import to_features
 from convscope.models.preprocess import frame_to_tensor, normalize, resize_crop
 
 Strategy = Literal["auto", "sequential", "batched"]
@@ -333,7 +332,7 @@ class Engine:
         info = self.layer_info[target.layer]
         if target.kind == "channel":
             return info.as_map(a)[:, target.index].flatten(1).amax(dim=1)
-        return to_features(a, info.layout)[:, target.index]
+        return info.as_features(a)[:, target.index]
 
     def _wrt(self, name: str, xin: torch.Tensor) -> torch.Tensor:
         assert self._capture is not None
@@ -427,7 +426,7 @@ class Engine:
                 size = (max(1, round(req.zoom_size * h / w)), req.zoom_size)
                 packer.add("channel", render.zoom(a01[:, req.channel], size, cmap))
         if "fc" in panels and req.fc_layer in acts:
-            v = to_features(acts[req.fc_layer][:rows].float(), self.layer_info[req.fc_layer].layout)
+            v = self.layer_info[req.fc_layer].as_features(acts[req.fc_layer][:rows].float())
             grid = render.fc_grid(v.shape[1], req.fc_cell)
             grids["fc"] = (grid, v.shape[1])
             packer.add("fc", render.cells(render.normalize(v, (1,)), grid, cmap))

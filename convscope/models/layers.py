@@ -24,7 +24,7 @@ from torch import nn
 
 from convscope.errors import LayerError, suggest
 from convscope.models.bundle import ModelBundle
-from convscope.models.layout import SPATIAL, Layout, classify, feature_count, to_map
+from convscope.models.layout import SPATIAL, Layout, classify, feature_count, to_features, to_map
 
 LayerKind = Literal["conv", "linear", "norm", "act", "block", "tokens"]
 #: What a layer is asked for: a feature ``map`` (grid, channel, CAM) or a ``vector`` (FC map, neuron).
@@ -87,6 +87,10 @@ class LayerInfo:
     def as_map(self, t: torch.Tensor) -> torch.Tensor:
         """This layer's output (or a gradient of it) as ``B x C x h x w``."""
         return to_map(t, self.layout, self.grid, self.prefix)
+
+    def as_features(self, t: torch.Tensor) -> torch.Tensor:
+        """This layer's output as ``B x N`` features (each the max over positions or tokens)."""
+        return to_features(t, self.layout)
 
     def describe(self) -> str:
         """``layer4 (block, 512x7x7)`` / ``blocks.11.norm1 (norm, tokens 14x14 + 1)``."""
