@@ -64,7 +64,7 @@ def main() -> None:
         "activations": ViewRequest(algorithms=()),
         "gradcam": ViewRequest(algorithms=("gradcam",)),
         "full (gb=class)": ViewRequest(),
-        "full (gb=channel)": ViewRequest(gb_target=Target("channel", 0, last_conv)),
+        "full (gb=channel)": ViewRequest(selection_target=Target("channel", 0, last_conv)),
     }
     strategies = ["auto"]
     if args.strategies:

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from convscope.engine import render as current
+from convscope import render as current
 
 
 def _load(path: str):

@@ -24,7 +24,7 @@ def main() -> None:
     print("|---|---|---|---|---|---:|---:|---:|")
     for r in bench:
         engine = "optimised" if "channels_last" in r.get("engine", "") else "as loaded"
-        print(f"| {r['model']} | {r['device']} | {r['views']} | {r['gb_source'] or '-'} | {engine} | "
+        print(f"| {r['model']} | {r['device']} | {r['views']} | {r.get('selection', r.get('gb_source')) or '-'} | {engine} | "
               f"{r['network_fps']:.2f} | {r['dashboard_fps']:.2f} | {r['ratio']:.2f} |")
     for r in rows:
         if "plain_fps" in r:

@@ -1,11 +1,19 @@
 """Algorithm plugins: one file per algorithm, one registry.
 
-``register`` adds an :class:`Algorithm` subclass; the engine, the CLI's ``--algorithms`` choices
-and the UI menu are all generated from :func:`names` / :func:`all`.
+Every module in this folder is imported (:func:`convscope.plugins.import_folder`), and each one
+registers its :class:`Algorithm` subclass with ``@register``; the engine, the CLI's
+``--algorithms`` choices and the UI menu are all generated from :func:`names` / :func:`all`.
+Adding an algorithm is adding a file here: see docs/engine.md.
 """
 
-from convscope.algorithms import gradcam, gradcam_pp, guided_backprop, guided_gradcam, saliency  # noqa: F401
-from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import Algorithm, Captured
 from convscope.algorithms.registry import all, get, names, register, unregister
+from convscope.plugins import import_folder
 
-__all__ = ["INPUT", "Algorithm", "Captured", "Grad", "Needs", "all", "get", "names", "register", "unregister"]
+#: Modules of this folder that are infrastructure, not algorithms.
+INFRASTRUCTURE = ("base", "registry")
+
+#: The algorithm modules found in this folder, in import order.
+MODULES = import_folder(__name__, __path__, INFRASTRUCTURE)
+
+__all__ = ["MODULES", "Algorithm", "Captured", "all", "get", "names", "register", "unregister"]

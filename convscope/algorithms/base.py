@@ -9,36 +9,14 @@ backward passes, then hands each algorithm a :class:`Captured` view to compute i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
 import torch
 
-from convscope.engine.request import Target
-from convscope.engine.rules import Rule
-
-#: ``Grad.wrt`` value meaning "the network's (normalised) input tensor".
-INPUT = "<input>"
+from convscope.vocabulary import Grad, Needs, Target
 
 TargetRole = Literal["cam", "selection"]
 Display = Literal["heatmap", "gradient", "magnitude"]
-
-
-@dataclass(frozen=True)
-class Grad:
-    """The gradient of ``target``'s score with respect to ``wrt`` (a layer name or :data:`INPUT`)."""
-
-    wrt: str
-    target: Target
-    rule: Rule = "standard"
-
-
-@dataclass(frozen=True)
-class Needs:
-    """Everything one algorithm needs from the pass: activations of layers and gradients."""
-
-    activations: tuple[str, ...] = ()
-    grads: tuple[Grad, ...] = ()
 
 
 class Captured(Protocol):
@@ -63,8 +41,9 @@ class Algorithm(ABC):
         title: display name.
         summary: one line for ``--help`` and the UI.
         target_role: ``cam`` takes ``ViewRequest.cam_target`` (class-like maps over a layer),
-            ``selection`` takes ``ViewRequest.gb_target`` (input-gradient maps).
-        display: how :mod:`convscope.engine.render` shows the raw map: ``heatmap`` (a B x h x w map,
+            ``selection`` takes ``ViewRequest.selection_target`` (input-gradient maps that follow
+            the selected unit).
+        display: how :mod:`convscope.render` shows the raw map: ``heatmap`` (a B x h x w map,
             upsampled, colour-mapped and overlaid on the input), ``gradient`` (B x 3 x H x W, shown
             as an RGB gradient image) or ``magnitude`` (B x 3 x H x W, shown as max |value| per pixel).
         uses_layer: whether the map is computed over ``ViewRequest.cam_layer``.

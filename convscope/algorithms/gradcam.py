@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import Algorithm, Captured
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+from convscope.vocabulary import Grad, Needs, Target
 
 
 def gradcam_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

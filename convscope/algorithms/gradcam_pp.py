@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
+from convscope.algorithms.base import Captured
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+from convscope.vocabulary import Grad, Target
 
 
 def gradcam_pp_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import Algorithm, Captured
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+from convscope.vocabulary import INPUT, Grad, Needs, Target
 
 
 @register

@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import Algorithm, Captured
 from convscope.algorithms.gradcam import gradcam_map
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+from convscope.vocabulary import INPUT, Grad, Needs, Target
 
 
 @register

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from convscope.engine.request import ViewRequest
 from convscope.errors import UsageError
+from convscope.request import ViewRequest
 
 #: View set name -> (panels, algorithms). ``None`` keeps the live dashboard's default.
 VIEW_SETS: dict[str, tuple[tuple[str, ...] | None, tuple[str, ...] | None]] = {
@@ -17,13 +17,13 @@ VIEW_SETS: dict[str, tuple[tuple[str, ...] | None, tuple[str, ...] | None]] = {
 }
 
 
-def dashboard_request(layers: list, num_classes: int, gb_source: str | None = None) -> ViewRequest:
+def dashboard_request(layers: list, num_classes: int, selection: str | None = None) -> ViewRequest:
     """The request a freshly opened live dashboard sends, so the benchmark measures what users run.
 
     Args:
         layers: the model's ``LayerInfo`` list (``Engine.layers``).
         num_classes: length of the model's label list.
-        gb_source: what guided backprop explains, if not the dashboard's default (``class``: the
+        selection: what guided backprop explains, if not the dashboard's default (``class``: the
             Grad-CAM class, so one guided backward serves guided backprop and guided Grad-CAM;
             ``channel``: the selected channel of the default layer, a second guided backward).
     """
@@ -32,11 +32,11 @@ def dashboard_request(layers: list, num_classes: int, gb_source: str | None = No
 
     space = protocol.ModelSpace.from_layers(layers, num_classes, tuple(algorithms.names()))
     state = protocol.ViewState.initial(space)
-    if gb_source is not None:
-        if gb_source not in protocol.GB_SOURCES:
-            raise UsageError(f"unknown guided-backprop source {gb_source!r}; choose one of "
-                             f"{', '.join(protocol.GB_SOURCES)}")
-        state = dataclasses.replace(state, gb_source=gb_source)
+    if selection is not None:
+        if selection not in protocol.SELECTIONS:
+            raise UsageError(f"unknown guided-backprop source {selection!r}; choose one of "
+                             f"{', '.join(protocol.SELECTIONS)}")
+        state = dataclasses.replace(state, selection=selection)
     return state.to_request()
 
 

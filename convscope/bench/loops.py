@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from convscope.engine.request import ViewRequest
-from convscope.engine.result import Result
 from convscope.models import ModelBundle
 from convscope.models.preprocess import to_input
+from convscope.request import ViewRequest
+from convscope.views import Result
 
 #: Encodes a result as the dashboard would send it; returns anything (it is discarded).
 Encoder = Callable[[Result], Any]

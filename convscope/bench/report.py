@@ -19,7 +19,7 @@ class BenchReport:
         model: the bundle's display name.
         device: where the model ran (``cpu``, ``cuda:0``).
         views: the view set measured.
-        gb_source: the kind of target guided backprop explained (``channel``, ``class``,
+        selection: the kind of target guided backprop explained (``channel``, ``class``,
             ``neuron``), ``None`` when the view set has no guided backprop.
         source: the source spec the frames came from.
         distinct_frames: how many decoded frames both loops cycled through.
@@ -40,7 +40,7 @@ class BenchReport:
     model: str
     device: str
     views: str
-    gb_source: str | None
+    selection: str | None
     source: str
     distinct_frames: int
     rounds: int
@@ -63,7 +63,8 @@ class BenchReport:
             "model": self.model,
             "device": self.device,
             "views": self.views,
-            "gb_source": self.gb_source,
+            "selection": self.selection,
+            "gb_source": self.selection,  # the old name of "selection", kept for scripts that read it
             "network_fps": _r(self.network.fps),
             "dashboard_fps": _r(self.dashboard.fps),
             "ratio": _r(self.ratio, 4),
@@ -86,7 +87,7 @@ class BenchReport:
         """A few human-readable lines."""
         lines = [
             f"{self.model} on {self.device}, views {self.views}"
-            + (f" (guided backprop of the {self.gb_source})" if self.gb_source else "")
+            + (f" (guided backprop of the {self.selection})" if self.selection else "")
             + ("" if self.encode_thread else ", inline encoding") + ", "
             f"{self.distinct_frames} frames from {self.source}, {self.rounds} rounds, {self.threads} threads",
             f"{'loop':<10} {'frames':>6} {'FPS':>8} {'ms/frame':>9}",

@@ -14,8 +14,8 @@ from convscope.bench.memory import MemoryTrace
 from convscope.bench.report import BenchReport
 from convscope.bench.rounds import run_rounds
 from convscope.bench.stats import summarise
-from convscope.engine.request import ViewRequest
 from convscope.models import ModelBundle
+from convscope.request import ViewRequest
 
 
 def device_sync(device: torch.device) -> Callable[[], None]:
@@ -41,7 +41,7 @@ def run_bench(
     encode: Encoder | None = None,
     engine: Any = None,
     sync_stages: bool = False,
-    gb_source: str | None = None,
+    selection: str | None = None,
     encode_thread: bool = True,
     optimize: bool = True,
 ) -> BenchReport:
@@ -58,7 +58,7 @@ def run_bench(
         engine: an engine to reuse; default: a new one, closed at the end.
         sync_stages: on CUDA, synchronise at every stage boundary of a new engine so each stage
             is charged its own GPU work (exact stage times, slightly lower dashboard FPS).
-        gb_source: what guided backprop explains, when not the dashboard's default.
+        selection: what guided backprop explains, when not the dashboard's default.
         encode_thread: encode frame N on a worker thread while the engine computes frame N+1, as
             the live server does (False: encode inline after each frame).
         optimize: let a new engine run its folded, ``channels_last`` copy of the model (as the
@@ -74,7 +74,7 @@ def run_bench(
     try:
         network = NetworkLoop(bundle)
         if request is None:
-            base = dashboard_request(engine.layers, bundle.num_classes, gb_source)
+            base = dashboard_request(engine.layers, bundle.num_classes, selection)
             request = view_request(config.views, base)
         dashboard = DashboardLoop(engine, request, encode if encode is not None else default_encoder(),
                                   encode_thread=encode_thread)
@@ -96,7 +96,7 @@ def run_bench(
         model=bundle.name,
         device=str(device),
         views=config.views,
-        gb_source=_gb_source(request),
+        selection=_selection_of(request),
         source=source,
         distinct_frames=len(frames),
         rounds=config.rounds,
@@ -110,8 +110,8 @@ def run_bench(
     )
 
 
-def _gb_source(request: ViewRequest) -> str | None:
+def _selection_of(request: ViewRequest) -> str | None:
     """What guided backprop explained (``None`` when it was not computed)."""
     if "guided_backprop" not in request.algorithms:
         return None
-    return request.gb_target.kind
+    return request.selection_target.kind

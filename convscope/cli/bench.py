@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"distinct frames decoded up front and cycled (default: {DEFAULT_COUNT})")
     p.add_argument("--views", choices=tuple(VIEW_SETS), default="full",
                    help="what the dashboard computes (default: full)")
-    p.add_argument("--gb-source", choices=("channel", "class"),
-                   help="what guided backprop explains (default: as in a freshly opened dashboard; 'class' "
+    p.add_argument("--selection", "--gb-source", dest="selection", choices=("channel", "class"),
+                   help="what the selection-role maps (guided backprop, saliency) explain (default: as in a freshly opened dashboard; 'class' "
                    "shares one guided backward with guided Grad-CAM, 'channel' (the selected channel of the "
                    "default layer) needs a second one)")
     budget = p.add_mutually_exclusive_group()
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         report = run_bench(bundle, frames, config, source=args.source, sync_stages=args.sync_stages,
-                           gb_source=args.gb_source, encode_thread=not args.inline_encode,
+                           selection=args.selection, encode_thread=not args.inline_encode,
                            optimize=args.optimize)
     finally:
         torch.set_num_threads(threads)

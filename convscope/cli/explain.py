@@ -12,7 +12,7 @@ import argparse
 import sys
 import textwrap
 
-from convscope import algorithms
+from convscope import algorithms, views
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.engine import Result, Target, ViewRequest
 from convscope.errors import UsageError, suggest
@@ -121,6 +121,16 @@ class _Writer:
                 panels.append(Panel(session.picture(output), (heading, describe_target(target, self.labels),
                                                                f"layer {output.layer} · {output.rule}"
                                                                if output.layer else output.rule), empty))
+        shown = []
+        for panel in first.panels.values():  # plugin views: every panel that is not a map or on the sheet
+            view = views.get(panel.view) if panel.view in views.names() else None
+            if view is None or not view.stills or view.required:
+                continue
+            for suffix, picture in panel.images().items():
+                path = write_image(folder / f"{panel.view}{suffix}.png", picture)
+                shown.append({"view": panel.view, "image": relative(path, self.layout.base),
+                              "empty": panel.empty is not None, "empty_reason": panel.empty})
+                panels.append(Panel(picture, (view.title, f"view {panel.view}"), panel.empty))
         sheet = contact_sheet(f"{item.rel} · {self.model}", panels)
         write_image(folder / "summary.png", sheet)
         entry = {
@@ -130,6 +140,8 @@ class _Writer:
                             for p in first.predictions],
             "outputs": outputs,
         }
+        if shown:
+            entry["views"] = shown
         if item.frame is not None:
             entry["frame"] = item.frame
         self.items.append(entry)
@@ -155,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.neuron is not None:
             layer, index = unit_of(layers, args.neuron, "linear")
             unit = Target("neuron", index, layer.name)
-        request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=("input", "predictions"),
+        request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=views.for_stills(),
                               top_k=max(top_k, 5), keep_raw=args.save_raw,
                               colormap=args.colormap)
 

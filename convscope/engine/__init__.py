@@ -1,35 +1,22 @@
-"""The single-pass engine: one forward and the fewest backward passes per frame, all views.
+"""The single-pass engine: one forward and the fewest backward passes per frame, every view.
 
-``Engine`` is imported lazily so that algorithm plugins can import the request types without an
-import cycle (the engine itself imports the algorithm registry).
+The public names of a frame's request and result are re-exported here, so that
+``from convscope.engine import Engine, ViewRequest, Target, Result`` is the one import users need.
+They live below the engine (:mod:`convscope.vocabulary`, :mod:`convscope.request`,
+:mod:`convscope.views`), which is what lets algorithm and view plugins import them without an
+import cycle.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from convscope.engine.engine import Engine
+from convscope.request import ViewRequest
+from convscope.views import Result
+from convscope.views.activations import Mosaic
+from convscope.views.channel import Zoom
+from convscope.views.fc import FCMap
+from convscope.views.maps import MapOutput
+from convscope.views.predictions import Prediction
+from convscope.vocabulary import Target
 
-from convscope.engine.request import PANELS, Target, ViewRequest
-from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
-
-if TYPE_CHECKING:
-    from convscope.engine.engine import Engine
-
-__all__ = [
-    "PANELS",
-    "Engine",
-    "FCMap",
-    "MapOutput",
-    "Mosaic",
-    "Prediction",
-    "Result",
-    "Target",
-    "ViewRequest",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Engine":
-        from convscope.engine.engine import Engine
-
-        return Engine
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["Engine", "FCMap", "MapOutput", "Mosaic", "Prediction", "Result", "Target", "ViewRequest", "Zoom"]

@@ -1,19 +1,12 @@
 """``Engine.run(frame, request) -> Result``: every view of a frame from one forward pass.
 
-Per frame: upload and preprocess on the device, one forward (ReLU rule hooks and layer capture
-armed only when a gradient view is on; otherwise under ``torch.inference_mode`` with no graph at
-all), the backward passes the plan merged, the algorithms' raw maps, on-device rendering, then
-one packed device-to-host copy. Parameters never receive gradients: only
-``torch.autograd.grad(..., inputs=[captured tensors / the input])`` is used.
-
-Two backward strategies share one plan:
-
-* ``sequential`` (default on CPU): one graph, one ``autograd.grad`` call per pass, the ReLU rule
-  switched between calls. Costs one forward; the standard pass to the CAM layer only walks
-  the tail.
-* ``batched`` (default on CUDA): the input is repeated once per pass, rows carry their own
-  targets and rules (a per-row mask in the ReLU hooks), one ``autograd.grad`` call. On a GPU a
-  batch of 2-3 rows costs about as much as one.
+The engine orchestrates and knows no view or algorithm by name. Per frame: upload and
+preprocess on the device; one forward (ReLU rule hooks and layer capture armed only when a
+gradient is needed; otherwise under ``torch.inference_mode`` with no graph at all); the backward
+passes the plan merged (:mod:`convscope.engine.backward`); each algorithm's raw map; each view
+renders into its slot of one packed buffer; one device-to-host copy; each view unpacks its rows
+into the :class:`~convscope.views.result.Result`. What runs is decided by the plan
+(:mod:`convscope.engine.plan`) from the needs the algorithms and views declare.
 """
 
 from __future__ import annotations
@@ -28,20 +21,21 @@ from typing import Literal
 import numpy as np
 import torch
 
-from convscope.algorithms import INPUT, Grad, get
-from convscope.engine import render
+from convscope import algorithms, render, views
+from convscope.engine.backward import Backward
 from convscope.engine.capture import LayerCapture
 from convscope.engine.fastmodel import FastModel, prepare
-from convscope.engine.pack import Packer
+from convscope.engine.pack import Packer, split
 from convscope.engine.plan import Plan, make_plan
-from convscope.engine.request import Target, ViewRequest
 from convscope.engine.resolve import resolve_request
-from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
 from convscope.engine.rules import BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
 from convscope.models.layers import LayerInfo, default_layer, discover_layers
 from convscope.models.preprocess import frame_to_tensor, normalize, resize_crop
+from convscope.request import ViewRequest
+from convscope.views import Frame, HostFrame, Result
+from convscope.vocabulary import INPUT, Grad, Rule
 
 Strategy = Literal["auto", "sequential", "batched"]
 STAGES = ("preprocess", "forward", "backward", "algorithms", "render", "copy")
@@ -133,7 +127,7 @@ class Engine:
         self._capture: LayerCapture | None = None
         self._rules: BackwardRules | None = None
         self._fast = FastModel(self.module, {}, False, "plain module")
-        self.net = self.module
+        self.prepared = self.module
         try:
             if self.device != torch.device(bundle.device):
                 self.module.to(self.device)
@@ -155,10 +149,12 @@ class Engine:
                 if optimize:
                     self._fast = prepare(self.module, example, _logits)
                 example = self._fast.input(example)
-            #: the module the engine runs: its prepared copy, or the user's own module
-            self.net = self._fast.module
-            self._capture = LayerCapture(self.net)
-            self._rules = BackwardRules(self.net, example, force_mode=rule_mechanism == "mode")
+            #: the module the engine runs: its prepared copy (:mod:`convscope.engine.fastmodel`), or the
+            #: user's own module (``module``) when preparation is off or failed its check
+            self.prepared = self._fast.module
+            self._capture = LayerCapture(self.prepared)
+            self._rules = BackwardRules(self.prepared, example, force_mode=rule_mechanism == "mode")
+            self._backward = Backward(self._capture, self._rules, self.layer_info)
         except BaseException:
             self.close()
             raise
@@ -170,7 +166,6 @@ class Engine:
         )
         self._resolved: dict[ViewRequest, ViewRequest] = {}
         self._plans: dict[ViewRequest, Plan] = {}
-        self._masks: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Engine:
@@ -190,7 +185,7 @@ class Engine:
             self._rules.close()
         # drop the private copy now (its conv weights), not whenever the engine object goes
         self._fast = FastModel(self.module, {}, False, self._fast.note)
-        self.net = self.module
+        self.prepared = self.module
         for p, flag in self._requires_grad:
             p.requires_grad_(flag)
         self.module.train(self._was_training)
@@ -219,9 +214,8 @@ class Engine:
         try:
             cached = self._resolved.get(request)
         except TypeError:  # lists where tuples belong (e.g. decoded JSON): make it hashable
-            request = dataclasses.replace(
-                request, algorithms=tuple(request.algorithms), panels=tuple(request.panels)
-            )
+            panels = None if request.panels is None else tuple(request.panels)
+            request = dataclasses.replace(request, algorithms=tuple(request.algorithms), panels=panels)
             cached = self._resolved.get(request)
         if cached is None:
             cached = resolve_request(
@@ -237,7 +231,7 @@ class Engine:
         req = self.resolve(request)
         plan = self._plans.get(req)
         if plan is None:
-            plan = make_plan(req)
+            plan = make_plan(req, views.for_request(req))
             if len(self._plans) > 256:
                 self._plans.clear()
             self._plans[req] = plan
@@ -272,37 +266,30 @@ class Engine:
             x = normalize(x255, prep)
         rows = x.shape[0]
         clock.lap("preprocess")
-        assert self._capture is not None
+        assert self._capture is not None and self._rules is not None
         capture = self._capture
         wanted = dict(plan.capture)
         capture.begin(wanted)
         self._fast.exact(wanted)  # captured convs run unfolded: their outputs are the model's own
         grads: dict[Grad, torch.Tensor] = {}
         if plan.gradient:
-            batched = self.backward_strategy == "batched" and len(plan.passes) > 1
-            copies = len(plan.passes) if batched else 1
+            batched = self.backward_strategy == "batched"
+            copies = self._backward.copies(plan, batched)
             with torch.enable_grad():
                 xin = self._fast.input(x.repeat(copies, 1, 1, 1) if copies > 1 else x)
                 if plan.input_grad:
                     xin = xin.detach().requires_grad_()
                 self._rules.reset()
-                if plan.guided:
-                    with self._rules.armed():
-                        out = self.net(xin)
-                else:
-                    out = self.net(xin)
-                logits_all = _logits(out)
+                with self._rules.armed() if plan.guided else contextlib.nullcontext():
+                    logits_all = _logits(self.prepared(xin))
                 clock.lap("forward")
                 top1 = logits_all[:rows].detach().argmax(dim=1)
-                if batched:
-                    grads = self._backward_batched(plan, logits_all, xin, top1, rows)
-                else:
-                    grads = self._backward_sequential(plan, logits_all, xin, top1, rows)
+                grads = self._backward.run(plan, logits_all, xin, top1, rows, batched)
             logits = logits_all[:rows].detach()
             clock.lap("backward")
         else:
             with torch.inference_mode():
-                logits = _logits(self.net(self._fast.input(x)))
+                logits = _logits(self.prepared(self._fast.input(x)))
             top1 = logits.argmax(dim=1)
             clock.lap("forward")
             clock.lap("backward")
@@ -310,234 +297,45 @@ class Engine:
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows, self.layer_info)
             raws = {
-                job.name: get(job.name).compute(captured, job.target, job.layer).float() for job in plan.jobs
+                job.name: algorithms.get(job.name).compute(captured, job.target, job.layer).float()
+                for job in plan.jobs
             }
             clock.lap("algorithms")
+            cmap = "gray" if req.grayscale else req.colormap
+            frame = Frame(req, rows, x255, render.to_uint8_image(x255), logits, top1, raws, cmap, acts,
+                          self.layer_info)
             packer = Packer()
-            grids = self._render(req, plan, x255, x, logits, top1, acts, raws, packer, rows)
+            own = packer.slot("")  # the engine's own rows: top-1 (for targets) and the raw input
+            own.add("top1", top1)
+            if req.keep_raw:
+                own.add("input", x)
+            slots = [own] + [packer.slot(view.name) for view in plan.views]
+            for view, slot in zip(plan.views, slots[1:], strict=True):
+                view.render(frame, slot)
             clock.lap("render")
-            host = packer.copy()
+            host = split(packer.copy(), slots)
         clock.lap("copy")
-        return self._results(req, plan, host, grids, rows, clock.timings)
-
-    def _score(self, target: Target, logits: torch.Tensor, top1: torch.Tensor, block: slice) -> torch.Tensor:
-        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor)."""
-        if target.kind == "class":
-            rows = logits[block]
-            if target.index is None:
-                return rows.gather(1, top1.unsqueeze(1)).squeeze(1)
-            return rows[:, target.index]
-        assert self._capture is not None and target.layer is not None and target.index is not None
-        a = self._capture.outputs[target.layer][block]
-        info = self.layer_info[target.layer]
-        if target.kind == "channel":
-            return info.as_map(a)[:, target.index].flatten(1).amax(dim=1)
-        return info.as_features(a)[:, target.index]
-
-    def _wrt(self, name: str, xin: torch.Tensor) -> torch.Tensor:
-        assert self._capture is not None
-        return xin if name == INPUT else self._capture.outputs[name]
-
-    def _backward_sequential(
-        self, plan: Plan, logits: torch.Tensor, xin: torch.Tensor, top1: torch.Tensor, rows: int
-    ) -> dict[Grad, torch.Tensor]:
-        grads: dict[Grad, torch.Tensor] = {}
-        block = slice(0, rows)
-        scores = [self._score(p.target, logits, top1, block).sum() for p in plan.passes]
-        last = len(plan.passes) - 1
-        for i, (p, score) in enumerate(zip(plan.passes, scores, strict=True)):
-            inputs = [self._wrt(w, xin) for w in p.wrt]
-            self._rules.guided = p.rule == "guided"
-            got = _grad(score, inputs, retain=i < last)
-            for need, g in zip(p.grads(), got, strict=True):
-                grads[need] = g
-        return grads
-
-    def _backward_batched(
-        self, plan: Plan, logits: torch.Tensor, xin: torch.Tensor, top1: torch.Tensor, rows: int
-    ) -> dict[Grad, torch.Tensor]:
-        blocks = [slice(i * rows, (i + 1) * rows) for i in range(len(plan.passes))]
-        total = sum(
-            self._score(p.target, logits, top1, b).sum() for p, b in zip(plan.passes, blocks, strict=True)
-        )
-        wrt = list(dict.fromkeys(w for p in plan.passes for w in p.wrt))
-        key = (plan.passes, rows)
-        mask = self._masks.get(key)
-        if mask is None:
-            if len(self._masks) > 64:
-                self._masks.clear()
-            flags = [p.rule == "guided" for p in plan.passes for _ in range(rows)]
-            mask = torch.tensor(flags, dtype=torch.bool, device=self.device)
-            self._masks[key] = mask
-        self._rules.row_mask = mask
-        self._rules.guided = plan.guided
-        got = dict(zip(wrt, _grad(total, [self._wrt(w, xin) for w in wrt], retain=False), strict=True))
-        grads: dict[Grad, torch.Tensor] = {}
-        for p, b in zip(plan.passes, blocks, strict=True):
-            for need in p.grads():
-                grads[need] = got[need.wrt][b]
-        return grads
-
-    # ------------------------------------------------------------------ rendering
-    def _render(
-        self,
-        req: ViewRequest,
-        plan: Plan,
-        x255: torch.Tensor,
-        x: torch.Tensor,
-        logits: torch.Tensor,
-        top1: torch.Tensor,
-        acts: dict[str, torch.Tensor],
-        raws: dict[str, torch.Tensor],
-        packer: Packer,
-        rows: int,
-    ) -> dict[str, tuple[render.Grid, int]]:
-        """Render every panel into ``packer``; returns the grid geometry of the tiled panels."""
-        grids: dict[str, tuple[render.Grid, int]] = {}
-        cmap = "gray" if req.grayscale else req.colormap
-        image = render.to_uint8_image(x255)
-        packer.add("input", image)
-        packer.add("top1", top1)
-        probs = torch.softmax(logits.float(), dim=1)
-        # from the logits, ties to the lower index: the explained top-1 (argmax) is shown first
-        indices = torch.sort(logits.float(), dim=1, descending=True, stable=True).indices[:, : req.top_k]
-        values = probs.gather(1, indices)
-        packer.add("top_p", values)
-        packer.add("top_i", indices)
-        if req.keep_raw:
-            packer.add("input_tensor", x)
-        panels = set(req.panels)
-        if {"activations", "channel"} & panels and req.conv_layer in acts:
-            a = self.layer_info[req.conv_layer].as_map(acts[req.conv_layer][:rows]).float()
-            lo, hi = a.amin(dim=(-2, -1), keepdim=True), a.amax(dim=(-2, -1), keepdim=True)
-            if req.normalize == "channel":
-                a01 = render.normalize(a, lo=lo, hi=hi)
-            else:
-                a01 = render.normalize(a, lo=lo.amin(dim=1, keepdim=True), hi=hi.amax(dim=1, keepdim=True))
-            if "activations" in panels:
-                grid = render.mosaic_grid(a.shape[1], a.shape[2], a.shape[3], req.mosaic_width)
-                grids["mosaic"] = (grid, a.shape[1])
-                packer.add("mosaic", render.tile(a01, grid, cmap))
-                packer.add("ranges", torch.stack([lo[..., 0, 0], hi[..., 0, 0]], dim=-1))
-                if req.keep_raw:
-                    packer.add("mosaic_raw", a)
-            if "channel" in panels:
-                h, w = a.shape[-2:]
-                size = (max(1, round(req.zoom_size * h / w)), req.zoom_size)
-                packer.add("channel", render.zoom(a01[:, req.channel], size, cmap))
-        if "fc" in panels and req.fc_layer in acts:
-            v = self.layer_info[req.fc_layer].as_features(acts[req.fc_layer][:rows].float())
-            grid = render.fc_grid(v.shape[1], req.fc_cell)
-            grids["fc"] = (grid, v.shape[1])
-            packer.add("fc", render.cells(render.normalize(v, (1,)), grid, cmap))
-            packer.add("fc_range", torch.stack([v.amin(dim=1), v.amax(dim=1)], dim=1))
-            if req.neuron is not None:
-                packer.add("fc_value", v[:, req.neuron])
-            if req.keep_raw:
-                packer.add("fc_raw", v)
-        size = tuple(x255.shape[-2:])
-        for job in plan.jobs:
-            raw = raws[job.name]
-            display = get(job.name).display
-            lo, hi = render.value_range(raw, (-2, -1) if display == "heatmap" else (-3, -2, -1))
-            packer.add(f"range:{job.name}", torch.stack([lo, hi], dim=-1))  # -> MapOutput.empty
-            if display == "heatmap":
-                up = render.resize(raw, size, mode="bilinear")
-                heat = render.colorize(render.normalize(up, (-2, -1)), cmap)
-                packer.add(f"map:{job.name}", heat)
-                packer.add(f"overlay:{job.name}", render.overlay(heat, image))
-            elif display == "magnitude":
-                packer.add(
-                    f"map:{job.name}",
-                    render.colorize(render.normalize(render.magnitude(raw), (-2, -1)), cmap),
-                )
-            else:
-                packer.add(f"map:{job.name}", render.gradient_image(raw, lo=lo, hi=hi))
-            if req.keep_raw:
-                packer.add(f"raw:{job.name}", raw)
-        return grids
+        return self._results(req, plan, host, rows, clock.timings)
 
     def _results(
-        self,
-        req: ViewRequest,
-        plan: Plan,
-        host: dict[str, np.ndarray],
-        grids: dict[str, tuple[render.Grid, int]],
-        rows: int,
-        timings: dict[str, float],
+        self, req: ViewRequest, plan: Plan, host: dict[str, dict], rows: int, timings: dict[str, float]
     ) -> list[Result]:
+        mine = host[""]
         results = []
-        labels = self.labels
         for b in range(rows):
-            preds = [
-                Prediction(int(i), labels[int(i)] if int(i) < len(labels) else f"class {int(i)}", float(p))
-                for i, p in zip(host["top_i"][b], host["top_p"][b], strict=True)
-            ]
-            result = Result(input=host["input"][b], predictions=preds, timings=dict(timings))
-            if "mosaic" in host:
-                grid, channels = grids["mosaic"]
-                result.activations = Mosaic(
-                    req.conv_layer or "",
-                    host["mosaic"][b],
-                    grid.rows,
-                    grid.cols,
-                    grid.tile_h,
-                    grid.tile_w,
-                    channels,
-                    host["ranges"][b],
-                    host["mosaic_raw"][b] if "mosaic_raw" in host else None,
-                )
-            if "channel" in host:
-                result.channel = host["channel"][b]
-                result.channel_index = req.channel
-            if "fc" in host:
-                grid, n = grids["fc"]
-                result.fc = FCMap(
-                    req.fc_layer or "",
-                    host["fc"][b],
-                    grid.rows,
-                    grid.cols,
-                    grid.tile_w,
-                    n,
-                    req.neuron,
-                    float(host["fc_value"][b]) if "fc_value" in host else None,
-                    (float(host["fc_range"][b, 0]), float(host["fc_range"][b, 1])),
-                    host["fc_raw"][b] if "fc_raw" in host else None,
-                )
-            top1 = int(host["top1"][b])
-            for job in plan.jobs:
-                target = job.target
-                if target.kind == "class" and target.index is None:
-                    target = Target("class", top1, None)
-                algo = get(job.name)
-                guided = any(g.rule == "guided" for g in algo.needs(job.target, job.layer).grads)
-                lo, hi = (float(v) for v in host[f"range:{job.name}"][b])
-                result.maps[job.name] = MapOutput(
-                    algorithm=job.name,
-                    target=target,
-                    layer=job.layer,
-                    image=host[f"map:{job.name}"][b],
-                    overlay=host[f"overlay:{job.name}"][b] if f"overlay:{job.name}" in host else None,
-                    raw=host[f"raw:{job.name}"][b] if f"raw:{job.name}" in host else None,
-                    rule=self._rules_description(guided),
-                    empty=render.empty_reason(lo, hi),
-                    value_range=(lo, hi),
-                )
-            if "input_tensor" in host:
-                result.input_tensor = host["input_tensor"][b : b + 1]
-            results.append(result)
+            context = HostFrame(req, self.labels, int(mine["top1"][b]), self._describe_rule)
+            panels = {}
+            for view in plan.views:
+                panel = view.unpack(host[view.name], b, context)
+                if panel is not None:
+                    panels[view.name] = panel
+            raw_input = mine["input"][b : b + 1] if "input" in mine else None
+            results.append(Result(panels, raw_input, dict(timings)))
         return results
 
-    def _rules_description(self, guided: bool) -> str:
-        return self._rules.describe("guided" if guided else "standard")
-
-
-def _grad(score: torch.Tensor, inputs: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
-    """Gradients of ``score`` w.r.t. ``inputs`` only (never parameters); zeros where unused."""
-    if not score.requires_grad:
-        return [torch.zeros_like(t) for t in inputs]
-    got = torch.autograd.grad(score, inputs, retain_graph=retain, allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, got, strict=True)]
+    def _describe_rule(self, rule: Rule) -> str:
+        assert self._rules is not None
+        return self._rules.describe(rule)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Merge the needs of every enabled algorithm into one forward and the fewest backward passes.
+"""Merge the needs of every enabled algorithm and view into one forward and the fewest backward passes.
 
 Needs with the same target and the same rule share one backward (guided backprop and guided
 Grad-CAM share the guided input gradient when their targets coincide); each backward takes the
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from convscope.algorithms import INPUT, Grad, get
-from convscope.engine.request import Target, ViewRequest
-from convscope.engine.rules import Rule
+from convscope.algorithms import get
+from convscope.request import ViewRequest
+from convscope.views import View
+from convscope.vocabulary import INPUT, Grad, Needs, Rule, Target
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Plan:
         passes: the backward passes, standard rule first.
         input_grad: whether the input tensor must require grad.
         guided: whether any pass uses the guided rule (the ReLU hooks are then needed).
+        views: the views the frame shows, in display order.
     """
 
     jobs: tuple[Job, ...]
@@ -53,31 +55,26 @@ class Plan:
     passes: tuple[Pass, ...]
     input_grad: bool
     guided: bool
+    views: tuple[View, ...] = ()
 
     @property
     def gradient(self) -> bool:
         return bool(self.passes)
 
 
-def target_for(request: ViewRequest, role: str) -> Target:
-    return request.cam_target if role == "cam" else request.gb_target
-
-
-def make_plan(request: ViewRequest) -> Plan:
-    """The plan for a resolved request (layer names and target layers filled in)."""
+def make_plan(request: ViewRequest, views: tuple[View, ...] = ()) -> Plan:
+    """The plan for a resolved request (layer names and target layers filled in) and its views."""
     jobs: list[Job] = []
     activations: dict[str, bool] = {}
-    if {"activations", "channel"} & set(request.panels) and request.conv_layer is not None:
-        activations[request.conv_layer] = False
-    if "fc" in request.panels and request.fc_layer is not None:
-        activations[request.fc_layer] = False
-    merged: dict[tuple[Target, Rule], list[str]] = {}
+    wanted: list[Needs] = [view.needs(request) for view in views]
     for name in request.algorithms:
         algo = get(name)
-        target = target_for(request, algo.target_role)
+        target = request.target_for(algo.target_role)
         layer = request.cam_layer if algo.uses_layer else None
         jobs.append(Job(name, target, layer))
-        needs = algo.needs(target, layer)
+        wanted.append(algo.needs(target, layer))
+    merged: dict[tuple[Target, Rule], list[str]] = {}
+    for needs in wanted:
         for layer_name in needs.activations:
             activations.setdefault(layer_name, False)
         for grad in needs.grads:
@@ -96,4 +93,5 @@ def make_plan(request: ViewRequest) -> Plan:
         passes=passes,
         input_grad=any(INPUT in p.wrt for p in passes),
         guided=any(p.rule == "guided" for p in passes),
+        views=views,
     )

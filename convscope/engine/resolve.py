@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from convscope.algorithms import INPUT, get
-from convscope.engine.colormaps import check_colormap
-from convscope.engine.request import PANELS, Target, ViewRequest
-from convscope.errors import RequestError, suggest
+from convscope import views
+from convscope.algorithms import get
+from convscope.errors import RequestError
 from convscope.models.layers import LayerInfo, resolve_layer
+from convscope.render.colormaps import check_colormap
+from convscope.request import ViewRequest
+from convscope.vocabulary import INPUT, Target
 
 
 def _layer(layers: list[LayerInfo], key: str | int | None, kind: str, default: str | None = None) -> str | None:
@@ -75,12 +77,13 @@ def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: i
 
 def _check_scripted(request: ViewRequest, algos: tuple[str, ...]) -> None:
     """TorchScript hides its layers from hooks: only what needs the input gradient alone can run."""
-    if {"activations", "channel", "fc"} & set(request.panels):
+    shown = request.panels if request.panels is not None else views.defaults()
+    if any(views.get(name).needs(request).activations for name in shown):
         raise RequestError("TorchScript models hide their layers: show only the input and predictions "
                            "(and input-gradient maps such as saliency)")
     for name in algos:
         algo = get(name)
-        role_target = request.cam_target if algo.target_role == "cam" else request.gb_target
+        role_target = request.target_for(algo.target_role)
         if role_target.kind != "class":
             raise RequestError(f"{name}: TorchScript models hide their layers, so only class targets work")
         needs = algo.needs(Target("class"), None) if not algo.uses_layer else None
@@ -112,9 +115,11 @@ def resolve_request(
     algos = tuple(dict.fromkeys(request.algorithms))
     for name in algos:
         get(name)
-    for panel in request.panels:
-        if panel not in PANELS:
-            raise RequestError(f"unknown panel {panel!r}: use {', '.join(PANELS)}{suggest(panel, PANELS)}")
+    panels = request.panels
+    if panels is not None:
+        if isinstance(panels, str) or not all(isinstance(p, str) for p in panels):
+            raise RequestError(f"panels must be a tuple of view names, got {panels!r}")
+        panels = tuple(dict.fromkeys(views.get(p).name for p in panels))
     check_colormap(request.colormap)
     if request.normalize not in ("channel", "layer"):
         raise RequestError(f"unknown normalisation {request.normalize!r}: use channel or layer")
@@ -122,14 +127,15 @@ def resolve_request(
         value = getattr(request, field)
         if not isinstance(value, int) or value < 1:
             raise RequestError(f"{field} must be a positive integer, got {value!r}")
-    if scripted:
-        _check_scripted(request, algos)
 
     conv = _layer(layers, request.conv_layer, "conv", default_layer)
     fc = _layer(layers, request.fc_layer, "linear")
     cam = _layer(layers, request.cam_layer, "conv", default_layer)
-    req = dataclasses.replace(request, conv_layer=conv, fc_layer=fc, cam_layer=cam, algorithms=algos)
-    if conv is not None and {"activations", "channel"} & set(request.panels):
+    shown = set(panels if panels is not None else views.defaults())
+    req = dataclasses.replace(request, conv_layer=conv, fc_layer=fc, cam_layer=cam, algorithms=algos, panels=panels)
+    if scripted:
+        _check_scripted(req, algos)
+    if conv is not None and {"activations", "channel"} & shown:
         _check_index(request.channel, _size(layers, conv), f"channel of {conv}")
     if request.neuron is not None and fc is not None:
         _check_index(request.neuron, _size(layers, fc), f"neuron of {fc}")
@@ -141,10 +147,10 @@ def resolve_request(
         if "cam" in roles
         else request.cam_target
     )
-    gb_t = (
-        _target(request.gb_target, req, layers, num_classes, "gb_target")
+    sel_t = (
+        _target(request.selection_target, req, layers, num_classes, "selection_target")
         if "selection" in roles
-        else request.gb_target
+        else request.selection_target
     )
     top_k = min(request.top_k, num_classes) if num_classes else request.top_k
-    return dataclasses.replace(req, cam_target=cam_t, gb_target=gb_t, top_k=top_k)
+    return dataclasses.replace(req, cam_target=cam_t, selection_target=sel_t, top_k=top_k)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +35,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-Rule = Literal["standard", "guided"]
-RULES: tuple[Rule, ...] = ("standard", "guided")
+from convscope.vocabulary import Rule
 
 _RELU = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6}
 _HARDTANH = {F.hardtanh, F.hardtanh_}

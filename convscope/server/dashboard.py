@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from convscope.engine.request import ViewRequest
+from convscope.request import ViewRequest
 from convscope.server import protocol
 from convscope.server.pipeline import Pipeline, make_net_probe
 from convscope.server.security import Guard

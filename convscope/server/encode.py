@@ -1,7 +1,8 @@
 """A ``Result`` as the messages the browser gets: a JSON header, then one binary message.
 
 Images travel as JPEG (photos, heatmaps, the activation mosaic: small and fast to encode) or PNG
-(the FC map, whose one-colour cells JPEG would smear). Each panel becomes a *blob* with a tiny
+(the FC map, whose one-colour cells JPEG would smear): each view's panel says which
+(:meth:`convscope.views.Panel.blobs`). Each panel becomes a *blob* with a tiny
 header, so it can be routed without trusting message order::
 
     uint32 LE  seq          frame number, matches the JSON header's ``seq``
@@ -19,7 +20,6 @@ The benchmarks reuse :func:`encode_result` to measure what the server adds per f
 from __future__ import annotations
 
 import io
-import math
 import struct
 import time
 from dataclasses import dataclass
@@ -27,15 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from convscope.engine.result import Result
+from convscope.views import Result
+from convscope.views.base import FLOAT32, JPEG, PNG, round_sig
 
-JPEG = "image/jpeg"
-PNG = "image/png"
-FLOAT32 = "application/x-float32"
-
-#: Encoding of each fixed panel; algorithm maps (``map:<name>``) use :data:`MAP_FORMAT`.
-PANEL_FORMATS: dict[str, str] = {"input": JPEG, "activations": JPEG, "channel": JPEG, "fc": PNG}
-MAP_FORMAT = JPEG
+__all__ = ["FLOAT32", "JPEG", "PNG", "EncodedFrame", "encode_image", "encode_result", "pack_blob", "unpack_blob",
+           "unpack_message"]
 
 _HEADER = struct.Struct("<IB")
 _LENGTH = struct.Struct("<I")
@@ -107,14 +103,11 @@ def unpack_message(message: bytes) -> list[tuple[int, str, bytes]]:
     return out
 
 
-def _round(x: float, digits: int = 5) -> float | None:
-    """``x`` to ``digits`` significant digits; None for inf/nan (JSON has no such numbers)."""
-    x = float(x)
-    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
-
-
 def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFrame:
     """Encode every panel of ``result`` and describe them in a JSON-ready header.
+
+    Knows no view by name: each panel says what its blobs are and where its header entry goes
+    (:class:`convscope.views.Panel`).
 
     Args:
         result: what ``Engine.run`` returned.
@@ -128,56 +121,24 @@ def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFra
     t0 = time.perf_counter()
     panels: list[dict] = []
     blobs: list[bytes] = []
-
-    def add(name: str, image: np.ndarray, mime: str) -> None:
-        payload = encode_image(image, mime, quality)
-        panels.append({"name": name, "mime": mime, "width": int(image.shape[1]), "height": int(image.shape[0])})
-        blobs.append(pack_blob(seq, name, payload))
-
-    meta: dict = {
-        "type": "frame",
-        "seq": seq,
-        "predictions": [
-            {"index": p.index, "label": p.label, "probability": _round(p.probability, 4)}
-            for p in result.predictions
-        ],
-    }
-    add("input", result.input, PANEL_FORMATS["input"])
-    mosaic = result.activations
-    if mosaic is not None:
-        add("activations", mosaic.image, PANEL_FORMATS["activations"])
-        ranges = np.ascontiguousarray(mosaic.ranges, dtype="<f4")
-        panels.append({"name": "ranges", "mime": FLOAT32, "width": 2, "height": int(ranges.shape[0])})
-        blobs.append(pack_blob(seq, "ranges", ranges.tobytes()))
-        meta["activations"] = {
-            "layer": mosaic.layer, "rows": mosaic.rows, "cols": mosaic.cols, "tile_h": mosaic.tile_h,
-            "tile_w": mosaic.tile_w, "channels": mosaic.channels,
-            "width": int(mosaic.image.shape[1]), "height": int(mosaic.image.shape[0]),
-            "empty": getattr(mosaic, "empty", None),
-        }
-    if result.channel is not None:
-        add("channel", result.channel, PANEL_FORMATS["channel"])
-        meta["channel"] = {"index": result.channel_index, "empty": getattr(result, "channel_empty", None)}
-    fc = result.fc
-    if fc is not None:
-        add("fc", fc.image, PANEL_FORMATS["fc"])
-        meta["fc"] = {
-            "layer": fc.layer, "rows": fc.rows, "cols": fc.cols, "cell": fc.cell, "neurons": fc.neurons,
-            "selected": fc.selected,
-            "selected_value": None if fc.selected_value is None else _round(fc.selected_value),
-            "value_range": [_round(v) for v in fc.value_range],
-            "width": int(fc.image.shape[1]), "height": int(fc.image.shape[0]),
-            "empty": getattr(fc, "empty", None),
-        }
-    maps = {}
-    for name, out in result.maps.items():
-        image = out.overlay if out.overlay is not None else out.image
-        add(f"map:{name}", image, MAP_FORMAT)
-        value_range = getattr(out, "value_range", None)
-        maps[name] = {"target": out.target.as_dict(), "layer": out.layer, "rule": out.rule,
-                      "overlay": out.overlay is not None, "empty": getattr(out, "empty", None),
-                      "value_range": None if value_range is None else [_round(v) for v in value_range]}
-    meta["maps"] = maps
-    meta["timings"] = {k: _round(v * 1000.0, 4) for k, v in result.timings.items()}  # milliseconds
+    meta: dict = {"type": "frame", "seq": seq, "predictions": [], "maps": {}}
+    for panel in result.panels.values():
+        for blob in panel.blobs():
+            if blob.mime == FLOAT32:
+                data = np.ascontiguousarray(blob.data, dtype="<f4")
+                payload, width, height = data.tobytes(), int(data.shape[-1]) if data.ndim > 1 else 1, int(data.shape[0])
+            else:
+                payload = encode_image(blob.data, blob.mime, quality)
+                width, height = int(blob.data.shape[1]), int(blob.data.shape[0])
+            panels.append({"name": blob.name, "mime": blob.mime, "width": width, "height": height})
+            blobs.append(pack_blob(seq, blob.name, payload))
+        value = panel.meta()
+        if value is not None:
+            *parents, key = panel.meta_key()
+            place = meta
+            for parent in parents:
+                place = place.setdefault(parent, {})
+            place[key] = value
+    meta["timings"] = {k: round_sig(v * 1000.0, 4) for k, v in result.timings.items()}  # milliseconds
     meta["panels"] = panels
     return EncodedFrame(seq=seq, meta=meta, blobs=tuple(blobs), seconds=time.perf_counter() - t0)

@@ -23,12 +23,14 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from convscope.engine.request import Target, ViewRequest
+from convscope import views
 from convscope.errors import RequestError, suggest
+from convscope.request import ViewRequest
+from convscope.vocabulary import Target
 
 MAX_MESSAGE_BYTES = 64 * 1024
-GbSource = Literal["channel", "neuron", "class"]
-GB_SOURCES = ("channel", "neuron", "class")
+Selection = Literal["channel", "neuron", "class"]
+SELECTIONS = ("channel", "neuron", "class")
 NORMALIZE = ("channel", "layer")
 
 
@@ -70,8 +72,10 @@ class ModelSpace:
 class ViewState:
     """The selection every viewer shares; :meth:`to_request` makes it the next frame's request.
 
-    ``gb_source`` says what guided backprop explains: the selected ``channel``, the selected
-    ``neuron``, or the Grad-CAM ``class``. ``cam_class`` ``None`` follows the top-1 prediction.
+    ``selection`` says what the ``selection``-role algorithms (guided backprop, saliency) explain:
+    the selected ``channel``, the selected ``neuron``, or the Grad-CAM ``class``. (Before this
+    name, the wire called it ``gb_source``: ``state`` still carries that key and ``view``
+    messages still accept it, so older pages and scripts keep working.) ``cam_class`` ``None`` follows the top-1 prediction.
     """
 
     conv_layer: str | None
@@ -80,7 +84,7 @@ class ViewState:
     neuron: int | None
     cam_layer: str | None
     cam_class: int | None
-    gb_source: GbSource
+    selection: Selection
     algorithms: tuple[str, ...]
     grayscale: bool = False
     normalize: str = "channel"
@@ -98,12 +102,12 @@ class ViewState:
         wanted = ViewRequest().algorithms
         algorithms = tuple(a for a in wanted if a in space.algorithms)
         return cls(conv_layer=conv, channel=0, fc_layer=linear, neuron=None, cam_layer=conv,
-                   cam_class=None, gb_source="class", algorithms=algorithms)
+                   cam_class=None, selection="class", algorithms=algorithms)
 
-    def gb_target(self) -> Target:
-        if self.gb_source == "channel" and self.conv_layer is not None:
+    def selection_target(self) -> Target:
+        if self.selection == "channel" and self.conv_layer is not None:
             return Target("channel", self.channel, self.conv_layer)
-        if self.gb_source == "neuron" and self.neuron is not None and self.fc_layer is not None:
+        if self.selection == "neuron" and self.neuron is not None and self.fc_layer is not None:
             return Target("neuron", self.neuron, self.fc_layer)
         return Target("class", self.cam_class)
 
@@ -112,7 +116,7 @@ class ViewState:
         fields = dict(
             conv_layer=self.conv_layer, channel=self.channel, fc_layer=self.fc_layer, neuron=self.neuron,
             cam_layer=self.cam_layer, cam_target=Target("class", self.cam_class),
-            gb_target=self.gb_target(), algorithms=self.algorithms, grayscale=self.grayscale,
+            selection_target=self.selection_target(), algorithms=self.algorithms, grayscale=self.grayscale,
             normalize=self.normalize,
         )
         fields.update(overrides)
@@ -122,7 +126,8 @@ class ViewState:
         return {
             "conv_layer": self.conv_layer, "channel": self.channel, "fc_layer": self.fc_layer,
             "neuron": self.neuron, "cam_layer": self.cam_layer, "cam_class": self.cam_class,
-            "gb_source": self.gb_source, "algorithms": list(self.algorithms), "grayscale": self.grayscale,
+            "selection": self.selection, "gb_source": self.selection,  # gb_source: the old name, kept
+            "algorithms": list(self.algorithms), "grayscale": self.grayscale,
             "normalize": self.normalize,
         }
 
@@ -144,7 +149,10 @@ class AckMessage:
 
 Message = ViewMessage | PauseMessage | AckMessage
 
-VIEW_FIELDS = ("conv_layer", "channel", "fc_layer", "neuron", "cam_layer", "cam_class", "gb_source",
+#: ``gb_source`` is the old name of ``selection``, still accepted.
+LEGACY_FIELDS = {"gb_source": "selection"}
+
+VIEW_FIELDS = ("conv_layer", "channel", "fc_layer", "neuron", "cam_layer", "cam_class", "selection",
                "algorithms", "grayscale", "normalize")
 
 
@@ -224,8 +232,10 @@ def parse(raw: str | bytes | None, space: ModelSpace) -> Message:
             raise RequestError(f"pause needs paused: true or false, got {_show(msg.get('paused'))}")
         return PauseMessage(msg["paused"])
     if kind == "view":
-        _check_keys(msg, VIEW_FIELDS, "view")
-        changes = {k: v for k, v in msg.items() if k != "type"}
+        _check_keys(msg, VIEW_FIELDS + tuple(LEGACY_FIELDS), "view")
+        changes = {LEGACY_FIELDS.get(k, k): v for k, v in msg.items() if k != "type"}
+        if len(changes) < len(msg) - 1:
+            raise RequestError("a 'view' message names selection twice (selection and its old name gb_source)")
         if not changes:
             raise RequestError("a 'view' message must change at least one of: " + ", ".join(VIEW_FIELDS))
         return ViewMessage(changes)
@@ -264,8 +274,8 @@ def apply_view(state: ViewState, changes: dict, space: ModelSpace) -> ViewState:
         new["neuron"] = None
     if "cam_class" in changes:
         new["cam_class"] = _int(changes["cam_class"], "cam_class", space.num_classes, optional=True)
-    if "gb_source" in changes:
-        new["gb_source"] = _choice(changes["gb_source"], "gb_source", GB_SOURCES)
+    if "selection" in changes:
+        new["selection"] = _choice(changes["selection"], "selection", SELECTIONS)
     if "normalize" in changes:
         new["normalize"] = _choice(changes["normalize"], "normalize", NORMALIZE)
     if "grayscale" in changes:
@@ -294,6 +304,8 @@ def hello_message(model: str, layers: list, labels: tuple[str, ...] | list[str],
         layers: ``LayerInfo`` objects in execution order.
         labels: class names (the FC selection line names output neurons with them).
         algorithms: ``{name, title, summary, target_role}`` per registered algorithm.
+        (``views`` lists every registered panel view as ``{name, title, kind}``: the page draws a
+        panel it has no element for from that, see :meth:`convscope.views.View.describe`.)
         source: what the source is (kind, spec, width, height, fps, live).
         space: the selectable space (for the limits).
     """
@@ -310,6 +322,7 @@ def hello_message(model: str, layers: list, labels: tuple[str, ...] | list[str],
         "labels": list(labels),
         "num_classes": space.num_classes,
         "algorithms": algorithms,
+        "views": [view.describe() for view in views.all()],
         "source": source,
         "max_message_bytes": MAX_MESSAGE_BYTES,
     }

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 
 from convscope.cli.common import count_arg
-from convscope.engine.colormaps import COLORMAPS
 from convscope.errors import LayerError, RequestError
 from convscope.models import LayerInfo, ModelBundle, resolve_layer
 from convscope.models.layers import default_layer
+from convscope.render.colormaps import COLORMAPS
 
 
 def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:

@@ -14,13 +14,13 @@ from typing import TextIO
 import numpy as np
 
 from convscope.engine import Engine, Result
-from convscope.engine.result import MapOutput
 from convscope.errors import InputError
 from convscope.models import LayerInfo, ModelBundle, discover_layers
 from convscope.stills.inputs import InputSet, expand_input
 from convscope.stills.outputs import Layout, plan_layout
 from convscope.stills.runner import Summary
 from convscope.stills.targets import describe_target, resolved_target
+from convscope.views.maps import MapOutput
 
 
 def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputSet, Layout]:

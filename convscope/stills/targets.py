@@ -15,11 +15,11 @@ from dataclasses import replace
 import numpy as np
 
 from convscope.engine import Engine, Result, Target, ViewRequest
-from convscope.engine.result import MapOutput
+from convscope.views.maps import MapOutput
 
 
 def target_role(name: str) -> str:
-    """``cam`` when an algorithm takes ``cam_target``, ``selection`` for ``gb_target`` (from the registry)."""
+    """``cam`` when an algorithm takes ``cam_target``, ``selection`` for ``selection_target`` (from the registry)."""
     from convscope import algorithms
 
     return algorithms.get(name).target_role
@@ -49,7 +49,7 @@ def run_targets(
         algorithm, later ranks only the class-driven ones.
     """
     first = Target("class", class_index)
-    req = replace(request, cam_target=first, gb_target=unit or first)
+    req = replace(request, cam_target=first, selection_target=unit or first)
     results = [[r] for r in engine.run_batch(frames, req)]
     if class_index is not None or top_k <= 1:
         return results
@@ -64,7 +64,7 @@ def run_targets(
                 groups.setdefault(ranked[k].index, []).append(i)
         for index, members in groups.items():
             t = Target("class", index)
-            req_k = replace(request, algorithms=names, cam_target=t, gb_target=t)
+            req_k = replace(request, algorithms=names, cam_target=t, selection_target=t)
             for i, result in zip(members, engine.run_batch([frames[i] for i in members], req_k), strict=True):
                 results[i].append(result)
     return results

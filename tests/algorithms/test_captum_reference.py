@@ -51,13 +51,13 @@ def test_maps_match_captum(name, zoo, chelsea):
             ViewRequest(
                 keep_raw=True,
                 algorithms=("guided_backprop",),
-                gb_target=Target("channel", CHANNEL, cam_layer),
+                selection_target=Target("channel", CHANNEL, cam_layer),
             ),
         )
         by_neuron = engine.run(
             chelsea,
             ViewRequest(
-                keep_raw=True, algorithms=("guided_backprop",), gb_target=Target("neuron", NEURON, fc_layer)
+                keep_raw=True, algorithms=("guided_backprop",), selection_target=Target("neuron", NEURON, fc_layer)
             ),
         )
     x = torch.from_numpy(res.input_tensor.copy())

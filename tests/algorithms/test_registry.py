@@ -80,7 +80,7 @@ def test_a_new_algorithm_is_computed_by_the_engine(input_x_gradient):
         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
     ).eval()
     bundle = ModelBundle(module, Preprocessing(input_size=(24, 24)), generic_labels(3), "tiny")
-    req = ViewRequest(algorithms=(input_x_gradient, "saliency"), gb_target=Target("class", 1), keep_raw=True)
+    req = ViewRequest(algorithms=(input_x_gradient, "saliency"), selection_target=Target("class", 1), keep_raw=True)
     with Engine(bundle) as engine:
         assert len(engine.plan(req).passes) == 1  # shares saliency's standard input gradient
         res = engine.run(data.astronaut(), req)

@@ -10,10 +10,10 @@ from convscope import algorithms
 from convscope.bench.config import BenchConfig, dashboard_request, view_request
 from convscope.bench.rounds import run_rounds
 from convscope.bench.stats import stage_medians, summarise
-from convscope.engine.request import Target
 from convscope.errors import UsageError
 from convscope.models import discover_layers, load_model
 from convscope.server.protocol import ModelSpace, ViewState
+from convscope.vocabulary import Target
 
 
 class Recorder:
@@ -115,8 +115,8 @@ def test_dashboard_request_is_what_a_fresh_dashboard_shows():
     assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
     state = ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names())))
     assert request == state.to_request()
-    assert dashboard_request(layers, 1000, "channel").gb_target == Target("channel", 0, "layer4")
-    assert dashboard_request(layers, 1000, "class").gb_target == Target("class", None)
+    assert dashboard_request(layers, 1000, "channel").selection_target == Target("channel", 0, "layer4")
+    assert dashboard_request(layers, 1000, "class").selection_target == Target("class", None)
     with pytest.raises(UsageError, match="guided-backprop source"):
         dashboard_request(layers, 1000, "pixel")
 

@@ -12,7 +12,7 @@ import numpy as np
 from cli_helpers import cli
 from PIL import Image
 
-from convscope.engine.render import ALL_ZERO
+from convscope.render import ALL_ZERO
 from convscope.stills.sheet import TILE, Panel, contact_sheet
 
 MODEL = ("-m", "helpers.blank_models:dead_net")

@@ -117,7 +117,7 @@ def test_explain_equals_engine_run(capsys, chelsea_path, tmp_path):
     try:
         # explain's default layer is the one that feeds the head: bn2 (after conv_head's BN and ReLU6)
         request = ViewRequest(cam_layer="bn2", algorithms=tuple(algorithms.names()),
-                              cam_target=Target("class"), gb_target=Target("class"), keep_raw=True)
+                              cam_target=Target("class"), selection_target=Target("class"), keep_raw=True)
         result = engine.run(read_image(chelsea_path), request)
     finally:
         getattr(engine, "close", lambda: None)()

@@ -114,7 +114,7 @@ def _open(browser, hello: dict, frame):
 
 
 def test_blank_panels_say_why_and_cam_titles_name_the_layer(browser, frame, tmp_path):
-    from convscope.engine.render import ALL_ZERO
+    from convscope.render import ALL_ZERO
 
     context, page, errors = _open(browser, _hello(True), frame)
     try:

@@ -80,7 +80,7 @@ def test_a_neuron_of_a_linear_layer_on_tokens(vit, chelsea):
     """The neuron index is the last dimension; its score the max over tokens."""
     layer = "blocks.11.mlp.fc2"
     req = ViewRequest(fc_layer=layer, neuron=100, algorithms=("saliency",), keep_raw=True,
-                      gb_target=Target("neuron", 100, layer), panels=("input", "predictions", "fc"))
+                      selection_target=Target("neuron", 100, layer), panels=("input", "predictions", "fc"))
     with Engine(vit) as engine:
         res = engine.run(chelsea, req)
         assert res.fc is not None and res.fc.neurons == 192

@@ -10,10 +10,10 @@ from engine_helpers import MixedReLUNet, seeded, tiny_bundle
 from helpers.blank_models import dead_net
 
 from convscope.engine import Engine, ViewRequest
-from convscope.engine.render import ALL_ZERO, NON_FINITE
 from convscope.models import Preprocessing
 from convscope.models.bundle import ModelBundle
 from convscope.models.labels import generic_labels
+from convscope.render import ALL_ZERO, NON_FINITE
 
 ALL = ("gradcam", "gradcam_pp", "guided_backprop", "guided_gradcam", "saliency")
 

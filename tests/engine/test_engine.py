@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from engine_helpers import MixedReLUNet, seeded, tiny_bundle
 
 from convscope.engine import Engine, Target, ViewRequest
-from convscope.engine.render import normalize
 from convscope.models import load_model
 from convscope.models.preprocess import to_input
+from convscope.render import normalize
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_batched_and_sequential_strategies_agree(chelsea):
     req = ViewRequest(
         keep_raw=True,
         algorithms=("gradcam", "guided_backprop", "guided_gradcam", "saliency", "gradcam_pp"),
-        gb_target=Target("channel", 3, "conv3"),
+        selection_target=Target("channel", 3, "conv3"),
     )
     with Engine(bundle, strategy="sequential") as seq:
         a = seq.run(chelsea, req)
@@ -144,7 +144,7 @@ def test_plan_merges_identical_needs(lite0):
             ViewRequest(algorithms=("gradcam", "gradcam_pp", "guided_backprop", "guided_gradcam"))
         )
         assert len(more.passes) == 2
-        split = engine.plan(ViewRequest(gb_target=Target("channel", 3)))
+        split = engine.plan(ViewRequest(selection_target=Target("channel", 3)))
         assert len(split.passes) == 3
         assert not engine.plan(ViewRequest(algorithms=())).gradient
 
@@ -204,7 +204,7 @@ def test_tensor_frames_and_numpy_frames_agree(chelsea):
 def test_batched_strategy_with_several_frames(chelsea, coffee):
     """Rows = frames x passes: each frame's blocks must keep its own top-1 and its own maps."""
     bundle = tiny_bundle(seeded(MixedReLUNet))
-    req = ViewRequest(keep_raw=True, gb_target=Target("neuron", 2, "fc1"))
+    req = ViewRequest(keep_raw=True, selection_target=Target("neuron", 2, "fc1"))
     with Engine(bundle, strategy="sequential") as seq:
         a = seq.run_batch([chelsea, coffee], req)
     with Engine(bundle, strategy="batched") as bat:

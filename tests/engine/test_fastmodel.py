@@ -16,7 +16,7 @@ from convscope.models.preprocess import to_input
 
 VIEWS = ViewRequest(
     algorithms=("gradcam", "guided_backprop", "guided_gradcam", "saliency"),
-    gb_target=Target("channel", 5),
+    selection_target=Target("channel", 5),
     keep_raw=True,
 )
 

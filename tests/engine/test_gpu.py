@@ -23,10 +23,10 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("strategy", ["sequential", "batched"])
-@pytest.mark.parametrize("gb_target", [Target("class"), Target("channel", 5, "layer4.1.conv2")])
-def test_cuda_maps_match_cpu(strategy, gb_target):
+@pytest.mark.parametrize("selection_target", [Target("class"), Target("channel", 5, "layer4.1.conv2")])
+def test_cuda_maps_match_cpu(strategy, selection_target):
     frame = data.chelsea()
-    req = ViewRequest(algorithms=ALL, gb_target=gb_target, keep_raw=True)
+    req = ViewRequest(algorithms=ALL, selection_target=selection_target, keep_raw=True)
     with Engine(load_model("resnet18", weights="random")) as cpu_engine:
         ref = cpu_engine.run(frame, req)
     with Engine(load_model("resnet18", weights="random", device="cuda"), strategy=strategy) as gpu_engine:

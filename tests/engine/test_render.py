@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from convscope.engine import render
-from convscope.engine.colormaps import COLORMAPS, lut
+from convscope import render
 from convscope.engine.pack import Packer
 from convscope.errors import RequestError
+from convscope.render.colormaps import COLORMAPS, lut
 
 CPU = torch.device("cpu")
 

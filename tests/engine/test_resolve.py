@@ -17,10 +17,10 @@ def engine():
 
 def test_defaults_are_the_map_that_feeds_the_head_and_the_last_linear_layer(engine):
     # the ReLU6 after conv4 (its output is pooled into the head), not conv4 itself
-    req = engine.resolve(ViewRequest(gb_target=Target("channel"), neuron=2, cam_target=Target("neuron")))
+    req = engine.resolve(ViewRequest(selection_target=Target("channel"), neuron=2, cam_target=Target("neuron")))
     assert (req.conv_layer, req.fc_layer, req.cam_layer) == ("relu6", "fc2", "relu6")
     assert engine.default_layer == "relu6"
-    assert req.gb_target == Target("channel", 0, "relu6")
+    assert req.selection_target == Target("channel", 0, "relu6")
     assert req.cam_target == Target("neuron", 2, "fc2")
     assert engine.resolve(req) == req  # idempotent
     assert [layer.name for layer in engine.conv_layers] == ["conv1", "conv2", "conv3", "conv4"]
@@ -41,9 +41,9 @@ def test_layers_by_index_and_top_k_clamped(engine):
         (ViewRequest(channel=-1), RequestError, "out of range"),
         (ViewRequest(neuron=6), RequestError, r"use 0..5"),
         (ViewRequest(cam_target=Target("class", 6)), RequestError, "class 6 is out of range"),
-        (ViewRequest(gb_target=Target("neuron")), RequestError, "needs a selected neuron"),
-        (ViewRequest(gb_target=Target("channel", 3, "fc1")), LayerError, "fc1"),
-        (ViewRequest(gb_target=Target("pixel")), RequestError, "unknown target kind"),
+        (ViewRequest(selection_target=Target("neuron")), RequestError, "needs a selected neuron"),
+        (ViewRequest(selection_target=Target("channel", 3, "fc1")), LayerError, "fc1"),
+        (ViewRequest(selection_target=Target("pixel")), RequestError, "unknown target kind"),
         (ViewRequest(colormap="rainbow"), RequestError, "unknown colormap"),
         (ViewRequest(normalize="global"), RequestError, "normalisation"),
         (ViewRequest(panels=("inputs",)), RequestError, "did you mean: input"),

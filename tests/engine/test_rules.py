@@ -22,7 +22,7 @@ def reference_grad(ref: nn.Module, x: torch.Tensor, score) -> torch.Tensor:
 )
 def test_guided_rule_covers_modules_reuse_inplace_functional_and_relu6(mixed, chelsea, target):
     bundle, ref = mixed
-    req = ViewRequest(algorithms=("guided_backprop", "saliency"), gb_target=target, keep_raw=True)
+    req = ViewRequest(algorithms=("guided_backprop", "saliency"), selection_target=target, keep_raw=True)
     with Engine(bundle) as engine:
         res = engine.run(chelsea, req)
     x = torch.from_numpy(res.input_tensor.copy())
@@ -123,7 +123,7 @@ def test_module_hooks_and_mode_give_the_reference_guided_gradient(chelsea):
     ref = ModuleOnlyNet(reference=True)
     ref.load_state_dict(net.state_dict())
     bundle = tiny_bundle(net, classes=5)
-    req = ViewRequest(algorithms=("guided_backprop",), gb_target=Target("class", 4), keep_raw=True)
+    req = ViewRequest(algorithms=("guided_backprop",), selection_target=Target("class", 4), keep_raw=True)
     maps = {}
     for mechanism in ("auto", "mode"):
         with Engine(bundle, rule_mechanism=mechanism) as engine:

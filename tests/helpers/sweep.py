@@ -550,8 +550,8 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
     from convscope.algorithms import get as get_algorithm
     from convscope.algorithms import names as algorithm_names
     from convscope.engine import Engine, Target, ViewRequest
-    from convscope.engine.request import PANELS
     from convscope.models import load_model
+    from convscope.views import defaults as default_panels
 
     algos = algorithm_names()
     try:
@@ -621,7 +621,7 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
             try:
                 req = ViewRequest(conv_layer=conv, cam_layer=cam, fc_layer=fc,
                                   algorithms=algos if i == 0 else layer_algos,
-                                  panels=PANELS, keep_raw=True, neuron=0 if fc or i == 0 else None)
+                                  panels=default_panels(), keep_raw=True, neuron=0 if fc or i == 0 else None)
                 resolved = engine.resolve(req)
                 run.conv_layer, run.cam_layer, run.fc_layer = resolved.conv_layer, resolved.cam_layer, resolved.fc_layer
                 res = engine.run(image, req)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from convscope.engine.request import ViewRequest
+from convscope.request import ViewRequest
 from convscope.server.encode import (
     FLOAT32,
     JPEG,
@@ -75,9 +75,9 @@ def test_frame_header_names_blank_panels_and_stays_strict_json():
     from helpers.blank_models import dead_net
 
     from convscope.engine import Engine
-    from convscope.engine.render import ALL_ZERO
     from convscope.models import Preprocessing
     from convscope.models.bundle import ModelBundle
+    from convscope.render import ALL_ZERO
 
     bundle = ModelBundle(dead_net(), Preprocessing(input_size=(32, 32)), tuple("abcdef"), "dead")
     request = ViewRequest(cam_layer="conv2", conv_layer="conv_dead", channel=1, fc_layer="fc_dead",

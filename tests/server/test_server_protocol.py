@@ -33,7 +33,7 @@ def test_initial_state_is_the_default_layer_the_last_linear_and_the_top1(space):
     assert st.cam_layer == "relu2" and st.cam_class is None
     assert st.algorithms == ("gradcam", "guided_backprop", "guided_gradcam")
     req = st.to_request()
-    assert req.cam_target == Target("class", None) and req.gb_target == Target("class", None)
+    assert req.cam_target == Target("class", None) and req.selection_target == Target("class", None)
 
 
 def test_parse_recognises_the_three_message_types(space):
@@ -45,17 +45,17 @@ def test_parse_recognises_the_three_message_types(space):
 def test_guided_backprop_follows_what_was_clicked_last(space):
     st = ViewState.initial(space)
     # until something is clicked, guided backprop explains the Grad-CAM class (one shared backward)
-    assert st.to_request().gb_target == Target("class", None) == st.to_request().cam_target
+    assert st.to_request().selection_target == Target("class", None) == st.to_request().cam_target
     st = apply_view(st, {"channel": 4, "gb_source": "channel"}, space)
-    assert st.to_request().gb_target == Target("channel", 4, "relu2")
+    assert st.to_request().selection_target == Target("channel", 4, "relu2")
     st = apply_view(st, {"neuron": 9, "gb_source": "neuron"}, space)
-    assert st.to_request().gb_target == Target("neuron", 9, "fc2")
+    assert st.to_request().selection_target == Target("neuron", 9, "fc2")
     st = apply_view(st, {"cam_class": 2, "gb_source": "class"}, space)
     req = st.to_request()
-    assert req.gb_target == Target("class", 2) and req.cam_target == Target("class", 2)
+    assert req.selection_target == Target("class", 2) and req.cam_target == Target("class", 2)
     # a neuron source without a neuron falls back to the class
     st = apply_view(st, {"neuron": None, "gb_source": "neuron"}, space)
-    assert st.to_request().gb_target == Target("class", 2)
+    assert st.to_request().selection_target == Target("class", 2)
 
 
 def test_switching_layers_drops_indices_the_new_layer_lacks(space):

@@ -127,7 +127,24 @@
       const fig = mapPanel(name.slice(4));
       return fig && fig.querySelector('canvas');
     }
-    return null;
+    const fig = viewPanel(name);
+    return fig && fig.querySelector('canvas');
+  }
+
+  // A view the page has no element for (a plugin view: hello.views) gets a figure made from the
+  // map template, so a new view of the image kind shows with no page code.
+  function viewPanel(name) {
+    const found = document.querySelector(`figure.view[data-view="${CSS.escape(name)}"]`);
+    if (found) return found;
+    const v = S.hello && (S.hello.views || []).find((x) => x.name === name);
+    if (!v || v.kind !== 'image') return null;
+    const fig = $('map-template').content.firstElementChild.cloneNode(true);
+    fig.classList.replace('map', 'view');
+    fig.dataset.view = name;
+    fig.querySelector('.title').textContent = v.title || name;
+    fig.querySelector('canvas').dataset.testid = `view-${name}`;
+    $('maps').append(fig);
+    return fig;
   }
 
   function paint(canvas, bitmap) {
@@ -317,6 +334,11 @@
       const info = (meta.maps || {})[fig.dataset.algorithm];
       markEmpty(fig.querySelector('.canvas-box'), fig.dataset.algorithm.replace(/_/g, '-'), info && info.empty);
     }
+    for (const fig of document.querySelectorAll('figure.view')) {
+      const info = meta[fig.dataset.view];
+      markEmpty(fig.querySelector('.canvas-box'), fig.dataset.view, info && info.empty);
+      fig.hidden = !meta.panels.some((p) => p.name === fig.dataset.view);
+    }
   }
 
   function renderCaptions(meta) {
@@ -366,7 +388,7 @@
     }
     parts.push(`fc <b>${esc(st.fc_layer)}</b> · neuron ${neuron}`);
     const cam = st.cam_class === null ? 'top-1' : `pinned ${st.cam_class} “${esc(label(st.cam_class))}”`;
-    const gb = { channel: `channel ${st.channel}`, neuron: st.neuron === null ? 'class' : `neuron ${st.neuron}`, class: 'class' }[st.gb_source];
+    const gb = { channel: `channel ${st.channel}`, neuron: st.neuron === null ? 'class' : `neuron ${st.neuron}`, class: 'class' }[st.selection];
     parts.push(`Grad-CAM: ${cam} · guided BP: ${gb}`);
     el.innerHTML = parts.join('<br>');
   }
@@ -394,7 +416,7 @@
 
   $('activations').addEventListener('click', (ev) => {
     const ch = tileAt(ev);
-    if (ch !== null) send({ type: 'view', channel: ch, gb_source: 'channel' });
+    if (ch !== null) send({ type: 'view', channel: ch, selection: 'channel' });
   });
 
   $('activations').addEventListener('mousemove', (ev) => {
@@ -422,7 +444,7 @@
     const f = S.meta && S.meta.fc;
     if (!f) return;
     const n = cellAt($('fc'), ev, f.cell, f.cell, f.cols, f.neurons);
-    if (n !== null) send({ type: 'view', neuron: n, gb_source: 'neuron' });
+    if (n !== null) send({ type: 'view', neuron: n, selection: 'neuron' });
   });
 
   // ---- status and errors --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``ViewRequest``: everything the next frame must show. Small, frozen, cheap to compare.
 
 The live server turns browser selections into a new ``ViewRequest``; the CLI builds one from its
-flags. The engine resolves ``None`` layer names (the default layer / the last linear) against the model.
+flags. The engine resolves ``None`` layer names (the default layer / the last linear) and ``None``
+panels (every default view) against the model and the view registry.
 """
 
 from __future__ import annotations
@@ -9,31 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TargetKind = Literal["class", "channel", "neuron"]
+from convscope.vocabulary import Target
+
 NormMode = Literal["channel", "layer"]
-
-#: Panels that need no gradient: the engine computes only those asked for.
-PANELS = ("input", "predictions", "activations", "channel", "fc")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a gradient is taken of.
-
-    * ``class``: the pre-softmax logit of class ``index`` (``None`` = the top-1 prediction);
-    * ``channel``: the maximum of channel ``index`` of conv layer ``layer`` (as the seed did);
-    * ``neuron``: the value of neuron ``index`` of linear layer ``layer``.
-    """
-
-    kind: TargetKind = "class"
-    index: int | None = None
-    layer: str | None = None
-
-    def as_dict(self) -> dict:
-        if self.kind == "class":
-            return {"class": self.index}
-        key = "channel" if self.kind == "channel" else "neuron"
-        return {"layer": self.layer, key: self.index}
 
 
 @dataclass(frozen=True)
@@ -47,10 +26,13 @@ class ViewRequest:
         fc_layer: linear layer shown as the FC map (``None`` = the last linear layer).
         neuron: the selected neuron of ``fc_layer`` (``None`` = none selected).
         cam_layer: Grad-CAM's layer, any feature map (``None`` = the default layer).
-        cam_target: target of the class-like maps (Grad-CAM, Grad-CAM++, guided Grad-CAM).
-        gb_target: target of the input-gradient maps (guided backprop, saliency).
-        algorithms: names from the algorithm registry to compute.
-        panels: gradient-free panels to compute (subset of :data:`PANELS`).
+        cam_target: target of the algorithms whose role is ``cam`` (class-like maps over a layer:
+            Grad-CAM, Grad-CAM++, guided Grad-CAM).
+        selection_target: target of the algorithms whose role is ``selection`` (input-gradient
+            maps that follow the selected unit: guided backprop, saliency).
+        algorithms: names from the algorithm registry to compute (each one is shown by a map view).
+        panels: names of the other views to compute (:func:`convscope.views.names`); ``None`` =
+            every view that is on by default.
         colormap: colormap name for single-channel maps (``jet``, ``viridis``, ``inferno``, ``gray``).
         grayscale: render maps in grey instead of the colormap.
         normalize: activation grid normalisation, per ``channel`` or over the whole ``layer``.
@@ -67,9 +49,9 @@ class ViewRequest:
     neuron: int | None = None
     cam_layer: str | None = None
     cam_target: Target = field(default_factory=Target)
-    gb_target: Target = field(default_factory=Target)
+    selection_target: Target = field(default_factory=Target)
     algorithms: tuple[str, ...] = ("gradcam", "guided_backprop", "guided_gradcam")
-    panels: tuple[str, ...] = PANELS
+    panels: tuple[str, ...] | None = None
     colormap: str = "jet"
     grayscale: bool = False
     normalize: NormMode = "channel"
@@ -78,3 +60,7 @@ class ViewRequest:
     zoom_size: int = 224
     fc_cell: int = 8
     keep_raw: bool = False
+
+    def target_for(self, role: str) -> Target:
+        """The target of an algorithm whose ``target_role`` is ``role`` (``cam`` or ``selection``)."""
+        return self.cam_target if role == "cam" else self.selection_target

@@ -15,7 +15,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from convscope.engine.colormaps import lut
+from convscope.render.colormaps import lut
 
 #: A map whose values span less than this fraction of its largest magnitude is drawn flat: in
 #: float32 (7 significant digits) such a spread is rounding noise, not structure.
