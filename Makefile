@@ -21,10 +21,10 @@ demo: setup
 system-tools:
 	@bash scripts/system-tools.sh
 
-# Two workers for everything but the tests that assert a wall-clock bound (marker "timing":
+# The linter first (ruff: seconds), then two workers for everything but the tests that assert a wall-clock bound (marker "timing":
 # shutdown within a second, reconnect within the read timeout); those run alone afterwards.
 # Exit status 5 is pytest's "no test selected" (a PYTEST_ARGS filter), not a failure.
-test: setup system-tools
+test: setup system-tools lint
 	$(PY) -m pytest -n 2 --dist loadfile -m "not timing" $(PYTEST_ARGS)
 	$(PY) -m pytest -m timing $(PYTEST_ARGS) || [ $$? -eq 5 ]
 

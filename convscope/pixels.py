@@ -74,13 +74,6 @@ def too_large(width: int, height: int) -> str | None:
             f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels {pixels} or {ENV}={pixels})")
 
 
-def check_size(width: int, height: int, what: str) -> None:
-    """Raise :class:`ImageTooLarge` (``what: reason``) when the picture is over the limit."""
-    reason = too_large(width, height)
-    if reason is not None:
-        raise ImageTooLarge(f"{what}: {reason}")
-
-
 def open_image(path: str | Path) -> Image.Image:
     """``Image.open`` with the size checked from the header; nothing is decoded yet.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from convscope.models import ModelBundle
 from convscope.models.preprocess import to_input
 from convscope.request import ViewRequest
 from convscope.views import Result
+
+if TYPE_CHECKING:
+    from convscope.engine.seams import FrameEngine
 
 #: Encodes a result as the dashboard would send it; returns anything (it is discarded).
 Encoder = Callable[[Result], Any]
@@ -36,7 +39,6 @@ class NetworkLoop:
         self._module = bundle.module
         self._prep = bundle.preprocessing
         self._device = bundle.device
-        self.last_top1: int | None = None
 
     def step(self, frame: np.ndarray) -> StageTimes:
         t0 = time.perf_counter()
@@ -45,7 +47,7 @@ class NetworkLoop:
             t1 = time.perf_counter()
             logits = self._module(x)
             t2 = time.perf_counter()
-            self.last_top1 = int(logits.argmax(dim=1)[0].item())
+            int(logits.argmax(dim=1)[0].item())  # the top-1 on the host, as the dashboard needs it
         t3 = time.perf_counter()
         return {"preprocess": t1 - t0, "forward": t2 - t1, "top1": t3 - t2}
 
@@ -62,13 +64,12 @@ class DashboardLoop:
 
     name = "dashboard"
 
-    def __init__(self, engine: Any, request: ViewRequest, encode: Encoder, encode_thread: bool = False) -> None:
+    def __init__(self, engine: FrameEngine, request: ViewRequest, encode: Encoder, encode_thread: bool = False) -> None:
         self._engine = engine
         self._request = request
         self._encode = encode
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="convscope-bench-encode") if encode_thread else None
         self._pending: tuple[Future[float], StageTimes] | None = None
-        self.last_result: Result | None = None
 
     def _timed_encode(self, result: Result) -> float:
         t0 = time.perf_counter()
@@ -78,7 +79,6 @@ class DashboardLoop:
     def step(self, frame: np.ndarray) -> StageTimes:
         result = self._engine.run(frame, self._request)
         stages = {k: float(v) for k, v in result.timings.items()}
-        self.last_result = result
         if self._pool is None:
             stages["encode"] = self._timed_encode(result)
             return stages

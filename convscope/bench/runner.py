@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from convscope.bench.stats import summarise
 from convscope.models import ModelBundle
 from convscope.request import ViewRequest
 
+if TYPE_CHECKING:
+    from convscope.engine.seams import FrameEngine
+
 
 def device_sync(device: torch.device) -> Callable[[], None]:
     """Wait for queued device work (a no-op off CUDA)."""
@@ -25,7 +28,7 @@ def device_sync(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _make_engine(bundle: ModelBundle, sync_stages: bool, optimize: bool) -> Any:
+def _make_engine(bundle: ModelBundle, sync_stages: bool, optimize: bool) -> FrameEngine:
     from convscope.engine import Engine
 
     return Engine(bundle, sync_timings=sync_stages, optimize=optimize)
@@ -39,7 +42,7 @@ def run_bench(
     source: str = "demo",
     request: ViewRequest | None = None,
     encode: Encoder | None = None,
-    engine: Any = None,
+    engine: FrameEngine | None = None,
     sync_stages: bool = False,
     selection: str | None = None,
     encode_thread: bool = True,

@@ -52,10 +52,6 @@ class LayerCapture:
 
         return hook
 
-    @property
-    def installed(self) -> int:
-        return len(self._handles)
-
     def close(self) -> None:
         """Remove every hook this capture installed."""
         for handle in self._handles.values():

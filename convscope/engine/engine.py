@@ -38,7 +38,6 @@ from convscope.views import Frame, HostFrame, Result
 from convscope.vocabulary import INPUT, Grad, Rule
 
 Strategy = Literal["auto", "sequential", "batched"]
-STAGES = ("preprocess", "forward", "backward", "algorithms", "render", "copy")
 
 
 @dataclass

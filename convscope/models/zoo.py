@@ -79,7 +79,7 @@ def build_named(name: str, weights: str) -> Built:
     raise ModelError(f"unknown model {name!r}{suggest(name, list_models())}; `convscope models` lists them")
 
 
-def _apply_weights(module: nn.Module, weights: str, origin_name: str) -> None:
+def _apply_weights(module: nn.Module, weights: str) -> None:
     if weights not in ("random", "default"):
         load_into(module, read_state_dict(weights), weights)
 
@@ -102,7 +102,7 @@ def _build_torchvision(name: str, weights: str) -> Built:
     else:
         with seeded():
             module = tvm.get_model(name, weights=None)
-        _apply_weights(module, weights, name)
+        _apply_weights(module, weights)
     t = default.transforms()
     crop = t.crop_size[0] if isinstance(t.crop_size, list | tuple) else t.crop_size
     resize = t.resize_size[0] if isinstance(t.resize_size, list | tuple) else t.resize_size
@@ -136,7 +136,7 @@ def _build_timm(name: str, weights: str) -> Built:
     else:
         with seeded():
             module = timm.create_model(name, pretrained=False)
-        _apply_weights(module, weights, name)
+        _apply_weights(module, weights)
     cfg = resolve_data_config({}, model=module)
     _, h, w = cfg["input_size"]
     crop_pct = float(cfg.get("crop_pct", 0.875))

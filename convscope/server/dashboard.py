@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convscope.request import ViewRequest
 from convscope.server import protocol
 from convscope.server.pipeline import Pipeline, make_net_probe
 from convscope.server.security import Guard
+
+if TYPE_CHECKING:
+    from convscope.engine.seams import FrameEngine
+    from convscope.sources.types import FrameSource
 
 
 @dataclass
@@ -44,7 +48,7 @@ def algorithm_menu() -> list[dict]:
     ]
 
 
-def make_dashboard(engine: Any, source: Any, guard: Guard, *, quality: int = 80,
+def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, quality: int = 80,
                    on_startup: Callable[[], None] | None = None, net_probe: bool = True) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 

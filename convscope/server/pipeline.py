@@ -23,13 +23,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convscope.errors import ConvscopeError
 from convscope.server.encode import EncodedFrame, encode_result
 from convscope.server.protocol import ViewState
+
+if TYPE_CHECKING:
+    from convscope.engine.seams import FrameEngine
+    from convscope.sources.types import FrameSource
+    from convscope.views import Result
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class Pipeline:
             back to the engine's own ``forward`` timing.
     """
 
-    def __init__(self, engine: Any, source: Any, state: ViewState, *, quality: int = 80,
+    def __init__(self, engine: FrameEngine, source: FrameSource, state: ViewState, *, quality: int = 80,
                  net_probe: Callable[[np.ndarray], float] | None = None) -> None:
         self.engine = engine
         self.source = source
@@ -85,7 +90,7 @@ class Pipeline:
         self._paused = False
         self._threads: list[threading.Thread] = []
         self._slot = threading.Condition()
-        self._pending: tuple[Any, int] | None = None  # newest (Result, seq) not yet encoded
+        self._pending: tuple[Result, int] | None = None  # newest (Result, seq) not yet encoded
         self._seq = 0
         self._times: deque[float] = deque(maxlen=240)
         self._run_s: deque[float] = deque(maxlen=30)

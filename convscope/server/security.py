@@ -26,7 +26,6 @@ COOKIE = "convscope_token"
 def cookie_name(conn: HTTPConnection) -> str:
     """The token cookie's name for this server: cookies ignore ports, two dashboards must not clash."""
     return f"{COOKIE}_{conn.url.port or (443 if conn.url.scheme in ('https', 'wss') else 80)}"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 def is_loopback(host: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -64,3 +64,17 @@ class SourceState:
     status: SourceStatus = "playing"
     attempt: int = 0
     last_error: str | None = None
+
+
+class FrameSource(Protocol):
+    """A source as the live server sees it (:class:`convscope.sources.source.Source` is one)."""
+
+    @property
+    def info(self) -> SourceInfo: ...
+
+    @property
+    def state(self) -> SourceState: ...
+
+    def latest(self, timeout: float = 0.0) -> Frame | None:
+        """The newest frame not yet returned, waiting up to ``timeout`` seconds; None if none came."""
+        ...

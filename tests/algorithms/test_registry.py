@@ -9,11 +9,12 @@ from skimage import data
 from torch import nn
 
 import convscope.algorithms as algorithms
-from convscope.algorithms import INPUT, Algorithm, Grad, Needs
+from convscope.algorithms import Algorithm
 from convscope.engine import Engine, Target, ViewRequest
 from convscope.errors import RequestError
 from convscope.models import ModelBundle, Preprocessing
 from convscope.models.labels import generic_labels
+from convscope.vocabulary import INPUT, Grad, Needs
 
 BUILTIN = ("gradcam", "guided_backprop", "guided_gradcam", "saliency", "gradcam_pp")
 

@@ -17,10 +17,10 @@ ENGINE_STAGES = {"preprocess", "forward", "backward", "algorithms", "render", "c
 TINY = ["--frames", "2", "--rounds", "2", "--warmup", "1", "--source-frames", "3", "--threads", "1"]
 
 
-def initial_gb_source() -> str:
+def initial_selection() -> str:
     """What guided backprop explains in a freshly opened live dashboard (the server decides)."""
     layers = discover_layers(load_model("resnet18", weights="random"))
-    return ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names()))).gb_source
+    return ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names()))).selection
 
 
 def bench_json(capsys, *args: str) -> dict:
@@ -38,7 +38,7 @@ def test_json_report_offline_model(capsys, views):
     assert report["model"] == "efficientnet_lite0" and report["device"] == "cpu" and report["views"] == views
     assert report["frames"] == {"network": 2, "dashboard": 2}
     # what a freshly opened dashboard shows
-    assert report["gb_source"] == (None if views == "activations" else initial_gb_source())
+    assert report["selection"] == (None if views == "activations" else initial_selection())
     assert report["network_fps"] > 0 and report["dashboard_fps"] > 0
     assert report["ratio"] == pytest.approx(report["dashboard_fps"] / report["network_fps"], rel=2e-3)
     stages = report["stages"]

@@ -160,7 +160,7 @@ def test_selections_on_a_paused_frame(page, live, tmp_path):
         channel = 5 if state(page)["channel"] != 5 else 6
 
         click_cell(page, "activation-grid", channel, "activations")
-        wait(page, f"window.convscope.meta.channel.index === {channel} && window.convscope.state.gb_source === 'channel'")
+        wait(page, f"window.convscope.meta.channel.index === {channel} && window.convscope.state.selection === 'channel'")
         text = page.inner_text(_tid("selection"))
         assert layer in text and f"channel {channel}" in text
         assert canvas(page, "channel-zoom") != zoom

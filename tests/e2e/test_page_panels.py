@@ -70,7 +70,7 @@ def _hello(with_kinds: bool) -> dict:
 
 
 STATE = {"type": "state", "conv_layer": "conv_dead", "channel": 1, "fc_layer": "fc_dead", "neuron": None,
-         "cam_layer": "conv2", "cam_class": None, "gb_source": "class", "grayscale": False,
+         "cam_layer": "conv2", "cam_class": None, "selection": "class", "gb_source": "class", "grayscale": False,
          "normalize": "channel", "algorithms": ["gradcam", "guided_backprop"], "paused": False}
 
 

@@ -115,7 +115,7 @@ def test_a_conv_output_used_twice_is_detected_and_the_plain_model_runs(chelsea):
     bundle = tiny_bundle(module)
     with Engine(bundle) as engine:
         assert engine.optimization.startswith("plain module (the folded copy's logits differ")
-        assert engine.net is module
+        assert engine.prepared is module
         got = engine.run(chelsea, VIEWS)
     with Engine(bundle, optimize=False) as plain:
         assert plain.optimization.startswith("plain module")
@@ -155,7 +155,7 @@ def test_engine_hooks_live_on_the_copy_not_on_the_users_model(lite0, chelsea):
 
     with Engine(lite0) as engine:
         engine.run(chelsea, VIEWS)
-        assert hooks(engine.net) > 0
+        assert hooks(engine.prepared) > 0
         assert hooks(lite0.module) == 0
 
 

@@ -51,7 +51,7 @@ def test_exception_inside_run_leaves_no_hook_and_restores_state(chelsea):
     with pytest.raises(Boom):
         with Engine(bundle) as engine:
             engine.run(chelsea, ViewRequest(algorithms=ALL))
-            assert _hook_count(engine.net) > baseline  # the engine's capture hooks are in place
+            assert _hook_count(engine.prepared) > baseline  # the engine's capture hooks are in place
             assert not module.training
             assert not any(p.requires_grad for p in module.parameters())
             flags["fail"] = True

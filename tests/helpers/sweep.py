@@ -546,12 +546,12 @@ def sweep_model(
 
 
 def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, references) -> ModelReport:
-    from convscope.algorithms import INPUT
     from convscope.algorithms import get as get_algorithm
     from convscope.algorithms import names as algorithm_names
     from convscope.engine import Engine, Target, ViewRequest
     from convscope.models import load_model
     from convscope.views import defaults as default_panels
+    from convscope.vocabulary import INPUT
 
     algos = algorithm_names()
     try:

@@ -46,15 +46,15 @@ def test_guided_backprop_follows_what_was_clicked_last(space):
     st = ViewState.initial(space)
     # until something is clicked, guided backprop explains the Grad-CAM class (one shared backward)
     assert st.to_request().selection_target == Target("class", None) == st.to_request().cam_target
-    st = apply_view(st, {"channel": 4, "gb_source": "channel"}, space)
+    st = apply_view(st, {"channel": 4, "selection": "channel"}, space)
     assert st.to_request().selection_target == Target("channel", 4, "relu2")
-    st = apply_view(st, {"neuron": 9, "gb_source": "neuron"}, space)
+    st = apply_view(st, {"neuron": 9, "selection": "neuron"}, space)
     assert st.to_request().selection_target == Target("neuron", 9, "fc2")
-    st = apply_view(st, {"cam_class": 2, "gb_source": "class"}, space)
+    st = apply_view(st, {"cam_class": 2, "selection": "class"}, space)
     req = st.to_request()
     assert req.selection_target == Target("class", 2) and req.cam_target == Target("class", 2)
     # a neuron source without a neuron falls back to the class
-    st = apply_view(st, {"neuron": None, "gb_source": "neuron"}, space)
+    st = apply_view(st, {"neuron": None, "selection": "neuron"}, space)
     assert st.to_request().selection_target == Target("class", 2)
 
 
@@ -85,12 +85,12 @@ def test_algorithms_keep_registry_order(space):
 
 CHANGES = [
     {"conv_layer": "conv1", "channel": 7},
-    {"fc_layer": "fc1", "neuron": 31, "gb_source": "neuron"},
-    {"neuron": 9, "gb_source": "neuron"},
+    {"fc_layer": "fc1", "neuron": 31, "selection": "neuron"},
+    {"neuron": 9, "selection": "neuron"},
     {"cam_layer": "conv1", "cam_class": 9},
     {"algorithms": list(algorithms.names())},
     {"grayscale": True, "normalize": "layer"},
-    {"gb_source": "class"},
+    {"selection": "class"},
 ]
 
 
@@ -108,7 +108,7 @@ def test_state_round_trips_through_its_message_form(space):
     msg = st.as_dict()
     back = apply_view(ViewState.initial(space), {k: v for k, v in msg.items()}, space)
     assert back == st
-    assert set(msg) == {f.name for f in dataclasses.fields(ViewState)}
+    assert set(msg) - {"gb_source"} == {f.name for f in dataclasses.fields(ViewState)}  # + the old name
 
 
 def test_hello_lists_layers_in_execution_order(built):
@@ -130,3 +130,13 @@ def test_unknown_layer_sizes_leave_the_range_check_to_the_engine():
     assert (st.channel, st.neuron) == (40, 3)
     with pytest.raises(RequestError, match="negative"):
         apply_view(st, {"channel": -1}, space)
+
+
+def test_gb_source_is_still_accepted_as_the_old_name_of_selection(space):
+    """Pages and scripts written before the rename keep working; the state carries both names."""
+    msg = parse('{"type": "view", "channel": 2, "gb_source": "channel"}', space)
+    assert msg == ViewMessage({"channel": 2, "selection": "channel"})
+    st = apply_view(ViewState.initial(space), msg.changes, space)
+    assert st.selection == "channel" and st.as_dict()["gb_source"] == "channel"
+    with pytest.raises(RequestError, match="twice"):
+        parse('{"type": "view", "selection": "class", "gb_source": "class"}', space)
