@@ -12,11 +12,11 @@ from __future__ import annotations
 from convscope.engine.engine import Engine
 from convscope.request import ViewRequest
 from convscope.views import Result
-from convscope.views.activations import Mosaic
+from convscope.views.activations import ActivationGrid
 from convscope.views.channel import Zoom
 from convscope.views.fc import FCMap
 from convscope.views.maps import MapOutput
 from convscope.views.predictions import Prediction
 from convscope.vocabulary import Target
 
-__all__ = ["Engine", "FCMap", "MapOutput", "Mosaic", "Prediction", "Result", "Target", "ViewRequest", "Zoom"]
+__all__ = ["Engine", "FCMap", "MapOutput", "ActivationGrid", "Prediction", "Result", "Target", "ViewRequest", "Zoom"]

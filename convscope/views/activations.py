@@ -18,7 +18,7 @@ from convscope.vocabulary import Needs
 
 
 @dataclass
-class Mosaic:
+class ActivationGrid:
     """The activation grid of one layer: channel ``r * cols + c`` is the tile at row r, column c.
 
     Attributes:
@@ -110,10 +110,10 @@ class ActivationsView(View):
         if req.keep_raw:
             slot.add("raw", a)
 
-    def unpack(self, host: Mapping[str, Any], row: int, frame: HostFrame) -> Mosaic | None:
+    def unpack(self, host: Mapping[str, Any], row: int, frame: HostFrame) -> ActivationGrid | None:
         if "image" not in host:
             return None
         grid: render.Grid = host["grid"]
         ranges = host["ranges"][row]
-        return Mosaic(host["layer"], host["image"][row], grid.rows, grid.cols, grid.tile_h, grid.tile_w,
+        return ActivationGrid(host["layer"], host["image"][row], grid.rows, grid.cols, grid.tile_h, grid.tile_w,
                       len(ranges), ranges, host["raw"][row] if "raw" in host else None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convscope.views.activations import Mosaic
+from convscope.views.activations import ActivationGrid
 from convscope.views.base import Panel
 from convscope.views.channel import Zoom
 from convscope.views.fc import FCMap
@@ -52,9 +52,9 @@ class Result:
         return panel.items if isinstance(panel, Predictions) else []
 
     @property
-    def activations(self) -> Mosaic | None:
-        panel = self._panel("activations", Mosaic)
-        return panel if isinstance(panel, Mosaic) else None
+    def activations(self) -> ActivationGrid | None:
+        panel = self._panel("activations", ActivationGrid)
+        return panel if isinstance(panel, ActivationGrid) else None
 
     @property
     def zoom(self) -> Zoom | None:
