@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from convscope import algorithms
+from convscope import algorithms, views
 from convscope.bench.config import BenchConfig, dashboard_request, view_request
 from convscope.bench.rounds import run_rounds
 from convscope.bench.stats import stage_medians, summarise
@@ -98,7 +98,8 @@ def test_stage_medians_and_summary():
 def test_view_sets():
     full = view_request("full")
     assert full.algorithms == ("gradcam", "guided_backprop", "guided_gradcam")
-    assert {"activations", "channel", "fc", "predictions"} <= set(full.panels) and full.top_k == 5
+    assert full.panels is None and full.top_k == 5  # None: every default view, as the dashboard
+    assert {"activations", "channel", "fc", "predictions"} <= set(views.defaults())
     assert view_request("activations").algorithms == ()
     assert view_request("activations").panels == full.panels
     assert view_request("gradcam").algorithms == ("gradcam",)
