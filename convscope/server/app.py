@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from convscope.errors import ConvscopeError
-from convscope.server import protocol
+from convscope.server import commands, protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
@@ -58,9 +58,21 @@ def create_app(dash: Dashboard) -> Starlette:
     def state_message() -> dict:
         return {**pipeline.state.as_dict(), "paused": pipeline.paused}
 
+    player = pipeline.player
+    seen = {"version": -1}
+
+    def playback_changed() -> None:
+        """Tell every viewer where playback is (files and folders), and the pause button's state."""
+        if player is not None:
+            seen["version"] = player.version
+            hub.broadcast("playback", player.describe())
+            hub.broadcast("state", state_message())
+
     async def status_loop() -> None:
         while True:
             hub.broadcast("status", {**pipeline.stats(), "viewers": len(hub.viewers)})
+            if player is not None and player.version != seen["version"]:
+                playback_changed()  # the clock moved, or the file ended
             await asyncio.sleep(STATUS_EVERY)
 
     @contextlib.asynccontextmanager
@@ -100,12 +112,19 @@ def create_app(dash: Dashboard) -> Starlette:
 
     def handle(viewer: Viewer, text: str | None, data: bytes | None) -> None:
         try:
+            kind = _kind(text)
+            if kind in commands.KINDS:  # playback: seek, step, speed
+                command = commands.parse(protocol.decode(text), player)
+                commands.apply(command, player)
+                playback_changed()
+                return
             msg = protocol.parse(text if text is not None else data, dash.space)
             if isinstance(msg, protocol.AckMessage):
                 viewer.ack(msg.seq)
                 return
             if isinstance(msg, protocol.PauseMessage):
                 pipeline.set_paused(msg.paused)
+                playback_changed()
             else:
                 new = protocol.apply_view(pipeline.state, msg.changes, dash.space)
                 if dash.resolve is not None:
@@ -123,6 +142,9 @@ def create_app(dash: Dashboard) -> Starlette:
         await ws.accept()
         viewer = hub.add()
         viewer.push_control("hello", hello_text)
+        if player is not None:
+            player.viewer_arrived()  # a file waits paused on its first frame until someone watches
+            viewer.push_control("playback", json.dumps({"type": "playback", **player.describe()}))
         viewer.push_control("state", json.dumps({"type": "state", **state_message()}))
         sender = asyncio.create_task(hub.serve(viewer, ws.send_text, ws.send_bytes))
         try:

@@ -62,6 +62,7 @@ def make_dashboard(engine: Any, source: Any, guard: Guard, *, quality: int = 80,
          "fps": info.fps, "live": info.live},
         space,
     )
+    hello["playback"] = source.describe() if getattr(source, "seekable", False) else None
     probe = make_net_probe(engine.bundle) if net_probe else None
     pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe)
     return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)
