@@ -98,6 +98,7 @@ class Pipeline:
         self.replaced = 0  # results the encoder never saw because a newer one came first
         # A file or folder: a seekable player (issue 14) whose play/pause is the dashboard's.
         self.player = source if getattr(source, "seekable", False) else None
+        self.computed: deque[int] = deque(maxlen=256)  # input frame indices computed, newest last
         self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
         self._paused_drops: int | None = None
 
@@ -196,6 +197,8 @@ class Pipeline:
             self._fail(exc)
             return
         where = None if frame is None else {"index": int(frame.index), "time": round(float(frame.timestamp), 4)}
+        if where is not None:
+            self.computed.append(where["index"])
         with self._slot:
             if self.player is not None and self.player.every_frame:
                 while self._pending is not None and not self._stop.is_set():  # every frame is shown

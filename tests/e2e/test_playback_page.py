@@ -1,0 +1,133 @@
+"""The dashboard as an instrument, in Chromium (issue 14): playback of a file (starts paused until
+the first viewer, seek by clicking the timeline, step keys, every frame, replay, speed) and the
+class search (pin any class, unpin with the x).
+
+One ``convscope live`` on a small seeded 1000-class CNN (ImageNet's labels, many frames a second)
+and a 100-frame clip at 10 fps serve the module; the tests run in order on one page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_process import LiveProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+N = 100
+WAIT_MS = 60_000
+
+
+def tid(name: str) -> str:
+    return f"[data-testid={name}]"
+
+
+@pytest.fixture(scope="module")
+def live(video_factory, playwright_browser) -> Iterator[LiveProcess]:
+    video = video_factory("h264", ".mp4", frames=N, fps=10)
+    here = str(Path(__file__).resolve().parent)
+    proc = LiveProcess("--source", str(video), "-m", "e2e_models:tiny_imagenet", "--input-size", "96",
+                       "--no-token", env={"PYTHONPATH": here})
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def page(live, playwright_browser):
+    time.sleep(3.0)  # a clip that played on its own would be 30 frames in by now
+    context = playwright_browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(live.url)
+    pg.wait_for_function("window.convscope && window.convscope.framesDrawn > 0", timeout=WAIT_MS)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def wait(page, condition: str) -> None:
+    page.wait_for_function(condition, timeout=WAIT_MS)
+
+
+def shown(page) -> int:
+    return page.evaluate("window.convscope.meta.source_frame.index")
+
+
+def pause(page) -> None:
+    if page.evaluate("window.convscope.playback.playing"):
+        page.keyboard.press(" ")
+    wait(page, "!window.convscope.playback.playing")
+
+
+def test_playback(page):
+    # starts paused on its first frame until the first viewer: the first frame drawn is frame 0
+    assert page.evaluate("window.convscope.sourceFrames[0]") == 0
+    assert page.is_visible(tid("timeline")) and page.is_visible(tid("position"))
+    wait(page, "window.convscope.playback && window.convscope.playback.playing")
+    status = page.inner_text(tid("status"))
+    assert "skipped" not in status  # a file skips nothing; "skipped" is for live sources
+    pause(page)
+
+    # seek: click three quarters along the timeline
+    box = page.locator(tid("timeline")).bounding_box()
+    page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
+    wait(page, "Math.abs(window.convscope.playback.position - 74) <= 3")
+    target = page.evaluate("window.convscope.playback.position")
+    wait(page, f"window.convscope.meta.source_frame.index === {target}")
+    assert f"frame {target + 1} / {N}" in page.inner_text(tid("position"))
+    assert page.eval_on_selector(tid("timeline"), "e => Number(e.value)") == target
+
+    # drag the thumb back to the start
+    box = page.locator(tid("timeline")).bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.75 * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.4 * box["width"], y, steps=5)
+    page.mouse.move(box["x"] + 0.1 * box["width"], y, steps=5)
+    page.mouse.up()
+    wait(page, "window.convscope.playback.position <= 12")
+    target = page.evaluate("window.convscope.playback.position")
+    wait(page, f"window.convscope.meta.source_frame.index === {target}")
+
+    # step: . forward, , back (keys), and the buttons
+    page.keyboard.press(".")
+    wait(page, f"window.convscope.meta.source_frame.index === {target + 1}")
+    page.keyboard.press(",")
+    page.keyboard.press(",")
+    wait(page, f"window.convscope.meta.source_frame.index === {target - 1}")
+    page.click(tid("step-forward"))
+    wait(page, f"window.convscope.meta.source_frame.index === {target}")
+    assert not page.evaluate("window.convscope.playback.playing")  # stepping keeps it paused
+
+    # every frame, from frame 90 to the end, then replay
+    page.evaluate("window.convscope.send({type: 'seek', frame: 90})")
+    wait(page, "window.convscope.meta.source_frame.index === 90")
+    page.select_option(tid("speed"), "every")
+    wait(page, "window.convscope.playback.every_frame === true")
+    page.click(tid("play"))
+    wait(page, "window.convscope.playback.ended === true")
+    wait(page, f"window.convscope.meta.source_frame.index === {N - 1}")
+    assert page.inner_text(tid("play")).strip() == "↻ Replay"
+    assert "ended" in page.inner_text(tid("status"))
+    page.click(tid("play"))  # replay from the start
+    wait(page, "window.convscope.playback.ended === false")
+    wait(page, "window.convscope.sourceFrames.slice(-3).includes(0) || window.convscope.meta.source_frame.index < 20")
+
+    # speed: 2x on the media clock
+    page.select_option(tid("speed"), "2")
+    wait(page, "window.convscope.playback.speed === 2 && window.convscope.playback.every_frame === false")
+    pause(page)
+    assert page.eval_on_selector(tid("speed"), "e => e.value") == "2"
+
+
+def test_hostile_playback_message_gets_an_error(page):
+    page.evaluate("window.convscope.sendRaw(JSON.stringify({type: 'seek', frame: 10000}))")
+    wait(page, "window.convscope.errors.some((e) => e.message.includes('out of range'))")
+    page.evaluate(f"window.convscope.sendRaw({json.dumps(json.dumps({'type': 'speed', 'speed': 100}))})")
+    wait(page, "window.convscope.errors.some((e) => e.message.includes('speed must be'))")
+    assert page.evaluate("window.convscope.ws.readyState") == 1
