@@ -178,7 +178,12 @@ class Pipeline:
             with self._lock:
                 state, version = self._state, self._version
             t0 = time.perf_counter()
-            new = None if self._paused and self.player is None else self.source.latest(0.05)
+            try:
+                new = None if self._paused and self.player is None else self.source.latest(0.05)
+            except Exception as exc:  # a frame that cannot be read must not end the dashboard
+                self._fail(exc)
+                new = None
+                self._changed.wait(0.2)
             if new is not None and new is not frame:
                 frame = new
             elif frame is None or version == done_version:

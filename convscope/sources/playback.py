@@ -275,9 +275,29 @@ class Player:
             if self._handed >= 0 and self._playing and not self._every and index > self._handed + 1:
                 self.passed += index - self._handed - 1
             self._handed = index
-        with self._decode_lock:
-            image = self._first if index == 0 and self._first is not None else self._frames.get(index)
+        try:
+            with self._decode_lock:
+                image = self._first if index == 0 and self._first is not None else self._frames.get(index)
+        except SourceError as exc:
+            self._cut_at(index, str(exc))
+            return None
         return Frame(image, index, self._times[index], self._frames.paths[index])
+
+    def _cut_at(self, index: int, error: str) -> None:
+        """Frame ``index`` and the ones after it cannot be decoded (a truncated file's last packets):
+        the file ends before it, with the reason as its error."""
+        with self._cond:
+            if self._frames.error is None:
+                self._frames.error = error
+            if index <= 0 or self._closed:
+                return
+            self._count = min(self._count, index)
+            self._times = self._times[: self._count]
+            self._pos = self._handed = self._count - 1
+            self._playing = False
+            self._ended = True
+            log.warning("source %s ended: %s", self._display, self._frames.error)
+            self._changed()
 
     def close(self) -> None:
         with self._cond:

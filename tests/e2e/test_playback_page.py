@@ -66,7 +66,7 @@ def pause(page) -> None:
 
 def test_playback(page):
     # starts paused on its first frame until the first viewer: the first frame drawn is frame 0
-    assert page.evaluate("window.convscope.sourceFrames[0]") == 0
+    assert page.evaluate("window.convscope.firstSourceFrame") == 0
     assert page.is_visible(tid("timeline")) and page.is_visible(tid("position"))
     wait(page, "window.convscope.playback && window.convscope.playback.playing")
     status = page.inner_text(tid("status"))
@@ -131,3 +131,41 @@ def test_hostile_playback_message_gets_an_error(page):
     page.evaluate(f"window.convscope.sendRaw({json.dumps(json.dumps({'type': 'speed', 'speed': 100}))})")
     wait(page, "window.convscope.errors.some((e) => e.message.includes('speed must be'))")
     assert page.evaluate("window.convscope.ws.readyState") == 1
+
+
+def test_class_search_pins_any_class_and_the_x_unpins(page):
+    from convscope.models.labels import imagenet_labels
+
+    labels = imagenet_labels()
+    assert page.evaluate("window.convscope.hello.labels.length") == 1000
+    search = page.locator(tid("class-search"))
+    search.fill("tabby")
+    wait(page, "document.querySelectorAll('[data-testid=class-results] li[data-index]').length > 0")
+    found = [int(i) for i in page.eval_on_selector_all(f"{tid('class-results')} li[data-index]", "ls => ls.map(l => l.dataset.index)")]
+    assert set(found) == {i for i, name in enumerate(labels) if "tabby" in name.lower()}
+    page.locator(f"{tid('class-results')} li[data-index='{found[0]}']").click()
+    wait(page, f"window.convscope.state.cam_class === {found[0]}")
+    wait(page, f"(window.convscope.meta.maps.gradcam.target || {{}}).class === {found[0]}")
+    chip = page.locator(tid("pinned-class"))
+    assert chip.is_visible() and labels[found[0]] in chip.inner_text() and str(found[0]) in chip.inner_text()
+    assert not page.is_visible(tid("class-results"))
+
+    # by index, chosen with the keyboard; a class outside the top-5
+    top5 = {p["index"] for p in page.evaluate("window.convscope.meta.predictions")}
+    index = next(i for i in (963, 964, 965, 966, 967, 968) if i not in top5)
+    search.fill(str(index))
+    wait(page, f"document.querySelector('[data-testid=class-results] li[data-index]').dataset.index === '{index}'")
+    search.press("Enter")
+    wait(page, f"window.convscope.state.cam_class === {index}")
+    wait(page, f"(window.convscope.meta.maps.gradcam.target || {{}}).class === {index}")
+    assert labels[index] in chip.inner_text()
+    assert labels[index] in page.inner_text(tid("selection"))
+    search.fill("no such class xyz")
+    wait(page, "document.querySelector('[data-testid=class-results] li.none') !== null")
+    search.press("Escape")
+
+    page.click(tid("unpin"))
+    wait(page, "window.convscope.state.cam_class === null")
+    # following the top-1 again: the map explains the newest frame's top prediction
+    wait(page, "(window.convscope.meta.maps.gradcam.target || {}).class === window.convscope.meta.predictions[0].index")
+    assert not chip.is_visible()

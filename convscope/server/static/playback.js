@@ -46,6 +46,9 @@
   });
   S.on('playback', (msg) => { pb = msg; S.playback = msg; render(); });
   S.on('state', () => render());
+  S.on('frame', (meta) => {  // the first frame header this page received (the tests check it)
+    if (meta.source_frame && S.firstSourceFrame === undefined) S.firstSourceFrame = meta.source_frame.index;
+  });
   S.sourceFrames = []; // input frame index of each frame drawn (the newest 500), for tests and debugging
   S.on('drawn', (meta) => {
     if (!meta.source_frame) return;
@@ -74,7 +77,10 @@
   timeline.addEventListener('pointerdown', () => { dragging = true; });
   timeline.addEventListener('input', () => { dragging = true; seek(false); });
   timeline.addEventListener('change', () => { seek(true); dragging = false; });
-  window.addEventListener('pointerup', () => { if (dragging) { dragging = false; render(); } });
+  // A drag's 'change' comes right after pointerup: let it seek first, then follow the frames again.
+  window.addEventListener('pointerup', () => {
+    setTimeout(() => { if (dragging) { dragging = false; seek(true); } }, 0);
+  });
 
   $('play').addEventListener('click', playPause);
   $('step-back').addEventListener('click', () => step(-1));
