@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from pathlib import Path
 
 from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
 from convscope.cli.probe import add_source_options
@@ -50,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="demo, a video file, webcam index (0), stream URL, image or folder (default: demo)")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                    help="start a file again at its end (default: on for the demo and live streams, off for files)")
+    p.add_argument("--snapshots", default="convscope-snapshots", metavar="DIR",
+                   help="folder the snapshot button (key s) writes to (default: ./convscope-snapshots/)")
     p.add_argument("--autoplay", action="store_true",
                    help="play a file or folder at once (default: it waits paused on its first frame until "
                    "the first viewer connects)")
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                 threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()
 
         dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
-                              on_startup=announce)
+                              on_startup=announce, snapshots=Path(args.snapshots).resolve())
         server = LiveServer(make_config(create_app(dash), limits), limits)
         try:
             server.run(sockets=[sock])  # returns after Ctrl-C / SIGTERM, viewers closed

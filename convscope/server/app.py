@@ -24,6 +24,7 @@ from convscope.server import commands, protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
+from convscope.server.snapshot import zip_bytes as snapshot_zip_bytes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATUS_EVERY = 0.5
@@ -113,6 +114,19 @@ def create_app(dash: Dashboard) -> Starlette:
     def handle(viewer: Viewer, text: str | None, data: bytes | None) -> None:
         try:
             kind = _kind(text)
+            if kind == "snapshot":
+                commands.parse_snapshot(protocol.decode(text), pipeline.snapshot_dir)
+                loop = asyncio.get_running_loop()
+
+                def done(reply: dict | None, error: str | None) -> None:  # from the engine thread
+                    if reply is not None:
+                        text_out = json.dumps({"type": "snapshot", **reply})
+                        loop.call_soon_threadsafe(viewer.push_control, "snapshot", text_out)
+                    else:
+                        loop.call_soon_threadsafe(viewer.push_error, _error(error or "snapshot failed", "snapshot"))
+
+                pipeline.request_snapshot(done)
+                return
             if kind in commands.KINDS:  # playback: seek, step, speed
                 command = commands.parse(protocol.decode(text), player)
                 commands.apply(command, player)
@@ -161,9 +175,22 @@ def create_app(dash: Dashboard) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
+    async def snapshot_zip(request: Request) -> Response:
+        reason = dash.guard.why_refused(request)
+        if reason:
+            return PlainTextResponse(f"convscope: {reason}\n", status_code=403)
+        root = pipeline.snapshot_dir
+        name = request.path_params["name"]
+        data = None if root is None else await asyncio.to_thread(snapshot_zip_bytes, root, name)
+        if data is None:
+            return PlainTextResponse("no such snapshot\n", status_code=404)
+        return Response(data, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="convscope-{name}.zip"', "Cache-Control": "no-store"})
+
     app = Starlette(
         routes=[
             Route("/", index),
+            Route("/snapshots/{name}.zip", snapshot_zip),
             Route("/static/{name:path}", static),
             WebSocketRoute("/ws", websocket_endpoint),
         ],

@@ -6,6 +6,9 @@ Page -> server (JSON text)::
     {"type": "step", "by": N}                          pause and move N frames (N = -1 or 1 from the keys)
     {"type": "speed", "speed": X, "every_frame": B}    either or both: X in 0.25..4 on the media
                                                        clock; every_frame: no frame passed over
+    {"type": "snapshot"}                               write the current moment (any source); the
+                                                       reply, to that viewer only, is a "snapshot"
+                                                       message: name, folder, url (the zip), files
 
 The existing ``pause`` message plays and pauses a file too; playing an ended file replays it.
 
@@ -89,6 +92,13 @@ def parse(msg: dict, player: Any | None) -> SeekMessage | StepMessage | SpeedMes
             raise RequestError(f"every_frame must be true or false, got {_show(every)}")
         return SpeedMessage(float(speed) if speed is not None else None, every)
     raise RequestError(f"unknown message type {str(kind)[:40]!r}")
+
+
+def parse_snapshot(msg: dict, folder: Any) -> None:
+    """``{"type": "snapshot"}``: no fields; refused when the dashboard keeps no snapshots."""
+    _check_keys(msg, (), "snapshot")
+    if folder is None:
+        raise RequestError("this dashboard keeps no snapshots (start it with --snapshots DIR)")
 
 
 def apply(msg: SeekMessage | StepMessage | SpeedMessage, player: Any) -> None:

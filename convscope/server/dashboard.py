@@ -45,7 +45,8 @@ def algorithm_menu() -> list[dict]:
 
 
 def make_dashboard(engine: Any, source: Any, guard: Guard, *, quality: int = 80,
-                   on_startup: Callable[[], None] | None = None, net_probe: bool = True) -> Dashboard:
+                   on_startup: Callable[[], None] | None = None, net_probe: bool = True,
+                   snapshots: Any = None) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 
     Raises:
@@ -65,4 +66,7 @@ def make_dashboard(engine: Any, source: Any, guard: Guard, *, quality: int = 80,
     hello["playback"] = source.describe() if getattr(source, "seekable", False) else None
     probe = make_net_probe(engine.bundle) if net_probe else None
     pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe)
+    pipeline.snapshot_dir = snapshots  # a Path, or None: no snapshots
+    pipeline.snapshot_info = {"model": engine.bundle.name, "source": hello["source"]}
+    hello["snapshots"] = snapshots is not None
     return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)

@@ -99,6 +99,9 @@ class Pipeline:
         # A file or folder: a seekable player (issue 14) whose play/pause is the dashboard's.
         self.player = source if getattr(source, "seekable", False) else None
         self.computed: deque[int] = deque(maxlen=256)  # input frame indices computed, newest last
+        self.snapshot_dir: Any = None  # a Path: where snapshots go (None: snapshots are off)
+        self.snapshot_info: dict = {}  # model and source, for snapshot.json
+        self._snapshots: list[Callable[[dict | None, str | None], None]] = []
         self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
         self._paused_drops: int | None = None
 
@@ -141,6 +144,34 @@ class Pipeline:
         if self._paused and self._paused_drops is not None:
             dropped = self._paused_drops
         return max(0, dropped - self._ignored_drops)
+
+    def request_snapshot(self, done: Callable[[dict | None, str | None], None]) -> None:
+        """Write a snapshot of the current frame and selection (in the engine thread, soon);
+        ``done(reply, None)`` or ``done(None, error)`` is called from that thread."""
+        with self._lock:
+            self._snapshots.append(done)
+        self._changed.set()
+
+    def _take_snapshots(self, frame: Any, state: ViewState) -> None:
+        from convscope.server.snapshot import _jsonable, new_folder, write_snapshot
+
+        with self._lock:
+            pending, self._snapshots = self._snapshots, []
+        try:
+            request = state.to_request(keep_raw=True)
+            result = self.engine.run(frame.image, request)
+            where = {"index": int(frame.index), "time": round(float(frame.timestamp), 4), "path": frame.path}
+            folder = new_folder(self.snapshot_dir, where["index"] if self.player is not None else None)
+            info = {**self.snapshot_info, "frame": where, "request": _jsonable(request)}
+            report = write_snapshot(folder, frame=frame.image, result=result, state=state.as_dict(), info=info)
+            reply = {"name": folder.name, "folder": str(folder), "url": f"/snapshots/{folder.name}.zip",
+                     "files": len(list(folder.iterdir())), "frame": where, "maps": sorted(report["maps"])}
+            outcome: tuple[dict | None, str | None] = (reply, None)
+        except Exception as exc:  # a full disk or an unwritable folder must not stop the dashboard
+            log.warning("snapshot failed", exc_info=True)
+            outcome = (None, f"snapshot failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+        for done in pending:
+            done(*outcome)
 
     def set_publisher(self, publish: Callable[[EncodedFrame], None]) -> None:
         """``publish`` is called from the encoder thread and must not block."""
@@ -186,12 +217,17 @@ class Pipeline:
                 self._changed.wait(0.2)
             if new is not None and new is not frame:
                 frame = new
+            elif self._snapshots and frame is not None:
+                self._take_snapshots(frame, state)
+                continue
             elif frame is None or version == done_version:
                 if self.paused or time.perf_counter() - t0 < 0.01:  # nothing waited in latest()
                     self._changed.wait(0.05)
                 continue
             done_version = version
             self._step(frame.image, state, frame)
+            if self._snapshots:
+                self._take_snapshots(frame, state)
 
     def _step(self, image: np.ndarray, state: ViewState, frame: Any = None) -> None:
         try:

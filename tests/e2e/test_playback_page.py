@@ -27,11 +27,13 @@ def tid(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def live(video_factory, playwright_browser) -> Iterator[LiveProcess]:
+def live(video_factory, playwright_browser, tmp_path_factory) -> Iterator[LiveProcess]:
     video = video_factory("h264", ".mp4", frames=N, fps=10)
     here = str(Path(__file__).resolve().parent)
+    snaps = tmp_path_factory.mktemp("snapshots")
     proc = LiveProcess("--source", str(video), "-m", "e2e_models:tiny_imagenet", "--input-size", "96",
-                       "--no-token", env={"PYTHONPATH": here})
+                       "--no-token", "--snapshots", str(snaps), env={"PYTHONPATH": here})
+    proc.snapshots = snaps
     yield proc
     proc.stop()
 
@@ -169,3 +171,20 @@ def test_class_search_pins_any_class_and_the_x_unpins(page):
     # following the top-1 again: the map explains the newest frame's top prediction
     wait(page, "(window.convscope.meta.maps.gradcam.target || {}).class === window.convscope.meta.predictions[0].index")
     assert not chip.is_visible()
+
+
+def test_snapshot_key_and_button_write_files_and_offer_a_zip(page, live):
+    pause(page)
+    with page.expect_download(timeout=WAIT_MS) as first:
+        page.keyboard.press("s")
+    with page.expect_download(timeout=WAIT_MS) as second:
+        page.click(tid("snapshot"))
+    for download in (first.value, second.value):
+        assert download.suggested_filename.startswith("convscope-") and download.suggested_filename.endswith(".zip")
+    folders = sorted(p for p in live.snapshots.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    report = json.loads((folders[-1] / "snapshot.json").read_text())
+    position = page.evaluate("window.convscope.playback.position")
+    assert report["frame"]["index"] == position and report["source"]["kind"] == "file"
+    assert all((folders[-1] / m["png"]).is_file() and (folders[-1] / m["npy"]).is_file() for m in report["maps"].values())
+    assert page.is_visible(tid("snapshot-download"))
