@@ -188,3 +188,50 @@ def test_snapshot_key_and_button_write_files_and_offer_a_zip(page, live):
     assert report["frame"]["index"] == position and report["source"]["kind"] == "file"
     assert all((folders[-1] / m["png"]).is_file() and (folders[-1] / m["npy"]).is_file() for m in report["maps"].values())
     assert page.is_visible(tid("snapshot-download"))
+
+
+BOXES = """() => {
+  const vis = (el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && !el.closest('[hidden]'); };
+  const box = (el) => { const r = el.getBoundingClientRect();
+    return {id: el.id || el.dataset.testid || el.dataset.algorithm || el.tagName, x: r.left, y: r.top, r: r.right, b: r.bottom}; };
+  const panels = [...document.querySelectorAll('main .panel')].filter(vis).filter((p) => !p.parentElement.closest('.panel'));
+  const header = [...document.querySelectorAll('header > *, #playback > *')].filter(vis);
+  return {w: innerWidth, h: innerHeight, scrollW: document.documentElement.scrollWidth,
+          panels: panels.map(box), header: header.map(box), canvases: [...document.querySelectorAll('main canvas')].filter(vis).map(box)};
+}"""
+
+
+def _inside(b, w, h) -> bool:
+    return b["x"] >= -0.5 and b["y"] >= -0.5 and b["r"] <= w + 0.5 and b["b"] <= h + 0.5
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a["r"], b["r"]) - max(a["x"], b["x"])) * max(0.0, min(a["b"], b["b"]) - max(a["y"], b["y"]))
+
+
+def test_layout_fits_from_1024x640_to_2560x1440_and_a_title_enlarges_its_panel(page):
+    names = [a["name"] for a in page.evaluate("window.convscope.hello.algorithms")]
+    page.evaluate(f"window.convscope.send({{type: 'view', algorithms: {json.dumps(names)}}})")
+    wait(page, f"Object.keys(window.convscope.meta.maps || {{}}).length === {len(names)}")
+    for w, h, strict in ((1440, 900, True), (2560, 1440, True), (1024, 640, False)):
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(400)
+        wait(page, "true")
+        got = page.evaluate(BOXES)
+        assert got["scrollW"] <= w, (w, h, got["scrollW"])  # no horizontal scrolling, nothing cut at the right
+        for b in got["header"]:
+            assert _inside(b, w, h), (w, h, b)  # the header and the playback bar are whole
+        for i, a in enumerate(got["panels"]):
+            for b in got["panels"][i + 1:]:
+                assert _overlap(a, b) < 1, (w, h, a, b)
+        if strict:  # every panel, every map included, in view without scrolling
+            for b in got["panels"] + got["canvases"]:
+                assert _inside(b, w, h), (w, h, b)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.locator("figure.map[data-algorithm=gradcam] figcaption").click()
+    box = page.locator("figure.map[data-algorithm=gradcam] canvas").bounding_box()
+    assert box["height"] > 600  # enlarged to (nearly) the whole window
+    page.keyboard.press("Escape")
+    assert page.locator("figure.map[data-algorithm=gradcam] canvas").bounding_box()["height"] < 400
+    page.evaluate("window.convscope.send({type: 'view', algorithms: ['gradcam', 'guided_backprop', 'guided_gradcam']})")
