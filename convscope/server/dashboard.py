@@ -39,7 +39,8 @@ def algorithm_menu() -> list[dict]:
 
     return [
         {"name": a.name, "title": a.title, "summary": a.summary, "target_role": a.target_role,
-         "uses_layer": bool(getattr(a, "uses_layer", False))}
+         "uses_layer": bool(getattr(a, "uses_layer", False)),
+         "display": getattr(a, "display", None)}  # heatmap / magnitude: colormapped (the page draws a colour bar)
         for a in algorithms.all()
     ]
 

@@ -229,6 +229,13 @@ def test_layout_fits_from_1024x640_to_2560x1440_and_a_title_enlarges_its_panel(p
             for b in got["panels"] + got["canvases"]:
                 assert _inside(b, w, h), (w, h, b)
     page.set_viewport_size({"width": 1440, "height": 900})
+    wait(page, "document.querySelector('[data-testid=colorbar-gradcam] .hi').textContent !== ''")
+    bar = page.locator(tid("colorbar-gradcam"))
+    assert bar.is_visible() and page.locator(tid("colorbar-gradcam-pp")).is_visible()
+    shown_hi, hi = page.evaluate("""() => [Number(document.querySelector('[data-testid=colorbar-gradcam] .hi').textContent),
+                                      window.convscope.meta.maps.gradcam.value_range[1]]""")
+    assert shown_hi == pytest.approx(hi, rel=0.01, abs=1e-6)  # the bar's right end is the raw map's max
+    assert not page.locator(tid("colorbar-guided-backprop")).is_visible()  # a gradient image: no colormap
     page.locator("figure.map[data-algorithm=gradcam] figcaption").click()
     box = page.locator("figure.map[data-algorithm=gradcam] canvas").bounding_box()
     assert box["height"] > 600  # enlarged to (nearly) the whole window

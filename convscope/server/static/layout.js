@@ -47,6 +47,38 @@
     const cols = Math.max(2, Math.min(best, 4));
     maps.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
   }
+  // Colour bars under heatmaps (Grad-CAM, Grad-CAM++): the colormap from the raw map's min to its
+  // max (the renderer scales each map to its own range, engine.py). Gradient images have no colormap;
+  // magnitude maps (saliency) are scaled to |gradient|'s range, which the frame header does not carry.
+  const JET = 'linear-gradient(to right, #00008f, #0000ff 12.5%, #00ffff 37.5%, #ffff00 62.5%, #ff0000 87.5%, #800000)';
+  const GREY = 'linear-gradient(to right, #000, #fff)';
+  const num = (v) => (Math.abs(v) >= 100 || (v !== 0 && Math.abs(v) < 0.01) ? v.toExponential(2) : v.toPrecision(3));
+  function colorBars(meta) {
+    const grey = S.state && S.state.grayscale;
+    for (const fig of document.querySelectorAll('figure.map')) {
+      const name = fig.dataset.algorithm;
+      const a = S.hello && S.hello.algorithms.find((x) => x.name === name);
+      const info = (meta.maps || {})[name];
+      let bar = fig.querySelector(':scope > .colorbar');
+      const show = a && a.display === 'heatmap' && info && info.value_range;
+      if (!show) { if (bar) bar.hidden = true; continue; }
+      if (!bar) {
+        bar = document.createElement('div');
+        bar.className = 'colorbar';
+        bar.dataset.testid = `colorbar-${name.replace(/_/g, '-')}`;
+        bar.innerHTML = '<span class="lo"></span><span class="ramp"></span><span class="hi"></span>';
+        fig.append(bar);
+      }
+      bar.hidden = false;
+      bar.querySelector('.ramp').style.background = grey ? GREY : JET;
+      const [lo, hi] = info.value_range;
+      bar.querySelector('.lo').textContent = num(lo);
+      bar.querySelector('.hi').textContent = num(hi);
+      bar.title = `colour scale of this map: ${num(lo)} (left) to ${num(hi)} (right), the raw map's range`;
+    }
+  }
+  S.on('drawn', colorBars);
+
   const later = () => requestAnimationFrame(fitMaps);
   window.addEventListener('resize', later);
   S.on('state', later);
