@@ -241,4 +241,12 @@ def test_layout_fits_from_1024x640_to_2560x1440_and_a_title_enlarges_its_panel(p
     assert box["height"] > 600  # enlarged to (nearly) the whole window
     page.keyboard.press("Escape")
     assert page.locator("figure.map[data-algorithm=gradcam] canvas").bounding_box()["height"] < 400
+
+    # FC map hover: index and class label of the cell under the pointer (cell 0: top left)
+    fc = page.locator(tid("fc-map")).bounding_box()
+    page.mouse.move(fc["x"] + 2, fc["y"] + 2)
+    tip = page.locator(tid("fc-tooltip"))
+    label0 = page.evaluate("window.convscope.hello.labels[0]")
+    assert tip.is_visible() and tip.inner_text().startswith(f"neuron 0 “{label0}”")
+    page.mouse.move(0, 0)
     page.evaluate("window.convscope.send({type: 'view', algorithms: ['gradcam', 'guided_backprop', 'guided_gradcam']})")

@@ -79,6 +79,36 @@
   }
   S.on('drawn', colorBars);
 
+  // FC map hover: the neuron's index and, on the output layer, its class label (like the grid's
+  // tooltip). Per-neuron values are not in the frame header; the selected neuron's value is.
+  const fcTip = document.createElement('div');
+  fcTip.className = 'tooltip';
+  fcTip.dataset.testid = 'fc-tooltip';
+  fcTip.hidden = true;
+  $('fc-box').append(fcTip);
+  $('fc').addEventListener('mousemove', (ev) => {
+    const f = S.meta && S.meta.fc;
+    const canvas = $('fc');
+    if (!f) { fcTip.hidden = true; return; }
+    const r = canvas.getBoundingClientRect();
+    const col = Math.floor((((ev.clientX - r.left) / r.width) * canvas.width) / f.cell);
+    const row = Math.floor((((ev.clientY - r.top) / r.height) * canvas.height) / f.cell);
+    const i = row * f.cols + col;
+    if (col < 0 || row < 0 || col >= f.cols || i >= f.neurons) { fcTip.hidden = true; return; }
+    const lin = S.hello ? S.hello.linear_layers : [];
+    const output = lin.length && lin[lin.length - 1].name === f.layer && f.neurons === S.hello.num_classes;
+    let text = `neuron ${i}`;
+    if (output && S.hello.labels[i] !== undefined) text += ` “${S.hello.labels[i]}”`;
+    if (f.selected === i && f.selected_value !== null && f.selected_value !== undefined) text += ` = ${num(f.selected_value)}`;
+    else text += ' · click to select';
+    fcTip.textContent = text;
+    const box = $('fc-box').getBoundingClientRect();
+    fcTip.hidden = false;
+    fcTip.style.left = `${Math.max(4, Math.min(ev.clientX - box.left + 12, box.width - fcTip.offsetWidth - 4))}px`;
+    fcTip.style.top = `${Math.max(ev.clientY - box.top - 28, 4)}px`;
+  });
+  $('fc').addEventListener('mouseleave', () => { fcTip.hidden = true; });
+
   const later = () => requestAnimationFrame(fitMaps);
   window.addEventListener('resize', later);
   S.on('state', later);
