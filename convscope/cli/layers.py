@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{bundle.name}: {len(every)} layers ({counts})")
     default = next((la for la in every if la.default), None)
     if default is not None:
-        print(f"default layer (feeds the head; Grad-CAM and the activation grid): {default.name}")
+        print(f"default layer (feeds the head; Grad-CAM): {default.name}")
+        from convscope.models.layers import grid_layer
+
+        print(f"activation grid default (a middle layer with at most 256 channels): {grid_layer(every)}")
     width = max((len(la.name) for la in layers), default=4)
     print(f"{'index':>5}  {'name':<{width}}  {'kind':<6}  output")
     for la in layers:

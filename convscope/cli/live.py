@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from pathlib import Path
 
 from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
 from convscope.cli.probe import add_source_options
@@ -50,6 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="demo, a video file, webcam index (0), stream URL, image or folder (default: demo)")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                    help="start a file again at its end (default: on for the demo and live streams, off for files)")
+    p.add_argument("--snapshots", default="convscope-snapshots", metavar="DIR",
+                   help="folder the snapshot button (key s) writes to (default: ./convscope-snapshots/)")
+    p.add_argument("--autoplay", action="store_true",
+                   help="play a file or folder at once (default: it waits paused on its first frame until "
+                   "the first viewer connects)")
     add_model_options(p)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1",
@@ -123,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from convscope.server.limits import Limits, LiveServer, fit_to_fd_limit, make_config, raise_fd_limit
     from convscope.server.security import Guard, choose_token, is_loopback
     from convscope.sources import open_source
+    from convscope.sources.playback import open_playback
 
     if not 1 <= args.quality <= 95:
         raise UsageError(f"--quality must be between 1 and 95, got {args.quality}")
@@ -143,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_model_from_args(args)
         engine = Engine(bundle, optimize=args.optimize)
         print(f"convscope: {bundle.name}: {engine.optimization}", flush=True)
-        source = open_source(args.source, realtime=True, loop=args.loop, open_timeout=args.open_timeout,
-                             read_timeout=args.read_timeout, max_reconnects=args.max_reconnects)
+        # Files and folders get a seekable player (timeline, steps, speed); the rest plays live.
+        source = open_playback(args.source, loop=args.loop, autoplay=args.autoplay)
+        if source is None:
+            source = open_source(args.source, realtime=True, loop=args.loop, open_timeout=args.open_timeout,
+                                 read_timeout=args.read_timeout, max_reconnects=args.max_reconnects)
         bound, port = sock.getsockname()[:2]
         urls = _urls(bound, port, token)
 
@@ -161,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                 threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()
 
         dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
-                              on_startup=announce)
+                              on_startup=announce, snapshots=Path(args.snapshots).resolve())
         server = LiveServer(make_config(create_app(dash), limits), limits)
         try:
             server.run(sockets=[sock])  # returns after Ctrl-C / SIGTERM, viewers closed

@@ -242,6 +242,34 @@ def head_layer(
     return spatial[-1].name if spatial else None
 
 
+#: The activation grid's default layer has at most this many channels and at least this grid.
+GRID_MAX_CHANNELS = 256
+GRID_MIN_SIDE = 14
+
+
+def grid_layer(layers: list[LayerInfo]) -> str | None:
+    """The layer a fresh dashboard shows as its activation grid (issue 14, item 6).
+
+    The head layer (:func:`head_layer`) is right for Grad-CAM but a poor first picture as a grid:
+    on EfficientNet-Lite0 it is ``bn2``, 1280 tiles of 7x7 that read as noise. The grid shows a
+    **middle layer with a moderate channel count** instead: the last block, activation or norm
+    output, up to the head layer, with at most :data:`GRID_MAX_CHANNELS` channels on a grid of at
+    least :data:`GRID_MIN_SIDE` positions a side (Lite0: ``blocks.4``, 112 tiles of 14x14, about
+    46 px each in the dashboard's grid; ResNet-50: ``layer3.5.bn2``, 256 x 14x14). Without such a
+    layer (transformers: 768 channels everywhere) it is the head layer.
+    """
+    head = default_layer(layers)
+    if head is None:
+        return None
+    fits = [
+        la for la in layers
+        if la.index <= head.index and la.spatial and not la.pool and la.kind in ("block", "act", "norm")
+        and la.channels is not None and 8 <= la.channels <= GRID_MAX_CHANNELS
+        and la.grid is not None and min(la.grid) >= GRID_MIN_SIDE
+    ]
+    return fits[-1].name if fits else head.name
+
+
 def default_layer(layers: list[LayerInfo]) -> LayerInfo | None:
     """The layer :func:`discover_layers` marked as default (None for a model with no spatial layer)."""
     for la in layers:

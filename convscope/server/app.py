@@ -20,10 +20,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from convscope.errors import ConvscopeError
-from convscope.server import protocol
+from convscope.server import commands, protocol
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
+from convscope.server.snapshot import zip_bytes as snapshot_zip_bytes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATUS_EVERY = 0.5
@@ -58,9 +59,21 @@ def create_app(dash: Dashboard) -> Starlette:
     def state_message() -> dict:
         return {**pipeline.state.as_dict(), "paused": pipeline.paused}
 
+    player = pipeline.player
+    seen = {"version": -1}
+
+    def playback_changed() -> None:
+        """Tell every viewer where playback is (files and folders), and the pause button's state."""
+        if player is not None:
+            seen["version"] = player.version
+            hub.broadcast("playback", player.describe())
+            hub.broadcast("state", state_message())
+
     async def status_loop() -> None:
         while True:
             hub.broadcast("status", {**pipeline.stats(), "viewers": len(hub.viewers)})
+            if player is not None and player.version != seen["version"]:
+                playback_changed()  # the clock moved, or the file ended
             await asyncio.sleep(STATUS_EVERY)
 
     @contextlib.asynccontextmanager
@@ -100,12 +113,32 @@ def create_app(dash: Dashboard) -> Starlette:
 
     def handle(viewer: Viewer, text: str | None, data: bytes | None) -> None:
         try:
+            kind = _kind(text)
+            if kind == "snapshot":
+                commands.parse_snapshot(protocol.decode(text), pipeline.snapshot_dir)
+                loop = asyncio.get_running_loop()
+
+                def done(reply: dict | None, error: str | None) -> None:  # from the engine thread
+                    if reply is not None:
+                        text_out = json.dumps({"type": "snapshot", **reply})
+                        loop.call_soon_threadsafe(viewer.push_control, "snapshot", text_out)
+                    else:
+                        loop.call_soon_threadsafe(viewer.push_error, _error(error or "snapshot failed", "snapshot"))
+
+                pipeline.request_snapshot(done)
+                return
+            if kind in commands.KINDS:  # playback: seek, step, speed
+                command = commands.parse(protocol.decode(text), player)
+                commands.apply(command, player)
+                playback_changed()
+                return
             msg = protocol.parse(text if text is not None else data, dash.space)
             if isinstance(msg, protocol.AckMessage):
                 viewer.ack(msg.seq)
                 return
             if isinstance(msg, protocol.PauseMessage):
                 pipeline.set_paused(msg.paused)
+                playback_changed()
             else:
                 new = protocol.apply_view(pipeline.state, msg.changes, dash.space)
                 if dash.resolve is not None:
@@ -123,6 +156,9 @@ def create_app(dash: Dashboard) -> Starlette:
         await ws.accept()
         viewer = hub.add()
         viewer.push_control("hello", hello_text)
+        if player is not None:
+            player.viewer_arrived()  # a file waits paused on its first frame until someone watches
+            viewer.push_control("playback", json.dumps({"type": "playback", **player.describe()}))
         viewer.push_control("state", json.dumps({"type": "state", **state_message()}))
         sender = asyncio.create_task(hub.serve(viewer, ws.send_text, ws.send_bytes))
         try:
@@ -139,9 +175,22 @@ def create_app(dash: Dashboard) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
+    async def snapshot_zip(request: Request) -> Response:
+        reason = dash.guard.why_refused(request)
+        if reason:
+            return PlainTextResponse(f"convscope: {reason}\n", status_code=403)
+        root = pipeline.snapshot_dir
+        name = request.path_params["name"]
+        data = None if root is None else await asyncio.to_thread(snapshot_zip_bytes, root, name)
+        if data is None:
+            return PlainTextResponse("no such snapshot\n", status_code=404)
+        return Response(data, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="convscope-{name}.zip"', "Cache-Control": "no-store"})
+
     app = Starlette(
         routes=[
             Route("/", index),
+            Route("/snapshots/{name}.zip", snapshot_zip),
             Route("/static/{name:path}", static),
             WebSocketRoute("/ws", websocket_endpoint),
         ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convscope.request import ViewRequest
@@ -43,13 +44,15 @@ def algorithm_menu() -> list[dict]:
 
     return [
         {"name": a.name, "title": a.title, "summary": a.summary, "target_role": a.target_role,
-         "uses_layer": bool(getattr(a, "uses_layer", False))}
+         "uses_layer": bool(getattr(a, "uses_layer", False)),
+         "display": getattr(a, "display", None)}  # heatmap / magnitude: colormapped (the page draws a colour bar)
         for a in algorithms.all()
     ]
 
 
 def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, quality: int = 80,
-                   on_startup: Callable[[], None] | None = None, net_probe: bool = True) -> Dashboard:
+                   on_startup: Callable[[], None] | None = None, net_probe: bool = True,
+                   snapshots: Path | None = None) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 
     Raises:
@@ -66,6 +69,10 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
          "fps": info.fps, "live": info.live},
         space,
     )
+    hello["playback"] = source.describe() if getattr(source, "seekable", False) else None
     probe = make_net_probe(engine.bundle) if net_probe else None
     pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe)
+    pipeline.snapshot_dir = snapshots  # a Path, or None: no snapshots
+    pipeline.snapshot_info = {"model": engine.bundle.name, "source": hello["source"]}
+    hello["snapshots"] = snapshots is not None
     return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)

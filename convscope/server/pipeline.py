@@ -101,6 +101,14 @@ class Pipeline:
         self.error: str | None = None
         self.frames = 0
         self.replaced = 0  # results the encoder never saw because a newer one came first
+        # A file or folder: a seekable player (issue 14) whose play/pause is the dashboard's.
+        self.player = source if getattr(source, "seekable", False) else None
+        self.computed: deque[int] = deque(maxlen=256)  # input frame indices computed, newest last
+        self.snapshot_dir: Any = None  # a Path: where snapshots go (None: snapshots are off)
+        self.snapshot_info: dict = {}  # model and source, for snapshot.json
+        self._snapshots: list[Callable[[dict | None, str | None], None]] = []
+        self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
+        self._paused_drops: int | None = None
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -110,7 +118,7 @@ class Pipeline:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self.player.paused if self.player is not None else self._paused
 
     def update(self, state: ViewState) -> None:
         """Make ``state`` the next frame's selection (recomputed at once when paused)."""
@@ -120,8 +128,55 @@ class Pipeline:
         self._changed.set()
 
     def set_paused(self, paused: bool) -> None:
-        self._paused = paused
+        if self.player is not None:
+            self.player.set_playing(not paused)
+        else:
+            dropped = int(getattr(self.source, "dropped", 0))
+            if paused and not self._paused:
+                self._paused_drops = dropped
+            elif not paused and self._paused and self._paused_drops is not None:
+                self._ignored_drops += dropped - self._paused_drops
+                self._paused_drops = None
+            self._paused = paused
         self._changed.set()
+
+    def skipped(self) -> int:
+        """Frames a live source produced while the dashboard was busy computing, counted only
+        while playing (a paused dashboard does not want them); always 0 for a file or folder."""
+        if self.player is not None:
+            return 0
+        dropped = int(getattr(self.source, "dropped", 0))
+        if self._paused and self._paused_drops is not None:
+            dropped = self._paused_drops
+        return max(0, dropped - self._ignored_drops)
+
+    def request_snapshot(self, done: Callable[[dict | None, str | None], None]) -> None:
+        """Write a snapshot of the current frame and selection (in the engine thread, soon);
+        ``done(reply, None)`` or ``done(None, error)`` is called from that thread."""
+        with self._lock:
+            self._snapshots.append(done)
+        self._changed.set()
+
+    def _take_snapshots(self, frame: Any, state: ViewState) -> None:
+        from convscope.server.snapshot import _jsonable, new_folder, write_snapshot
+
+        with self._lock:
+            pending, self._snapshots = self._snapshots, []
+        try:
+            request = state.to_request(keep_raw=True)
+            result = self.engine.run(frame.image, request)
+            where = {"index": int(frame.index), "time": round(float(frame.timestamp), 4), "path": frame.path}
+            folder = new_folder(self.snapshot_dir, where["index"] if self.player is not None else None)
+            info = {**self.snapshot_info, "frame": where, "request": _jsonable(request)}
+            report = write_snapshot(folder, frame=frame.image, result=result, state=state.as_dict(), info=info)
+            reply = {"name": folder.name, "folder": str(folder), "url": f"/snapshots/{folder.name}.zip",
+                     "files": len(list(folder.iterdir())), "frame": where, "maps": sorted(report["maps"])}
+            outcome: tuple[dict | None, str | None] = (reply, None)
+        except Exception as exc:  # a full disk or an unwritable folder must not stop the dashboard
+            log.warning("snapshot failed", exc_info=True)
+            outcome = (None, f"snapshot failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+        for done in pending:
+            done(*outcome)
 
     def set_publisher(self, publish: Callable[[EncodedFrame], None]) -> None:
         """``publish`` is called from the encoder thread and must not block."""
@@ -159,17 +214,27 @@ class Pipeline:
             with self._lock:
                 state, version = self._state, self._version
             t0 = time.perf_counter()
-            new = None if self._paused else self.source.latest(0.05)
+            try:
+                new = None if self._paused and self.player is None else self.source.latest(0.05)
+            except Exception as exc:  # a frame that cannot be read must not end the dashboard
+                self._fail(exc)
+                new = None
+                self._changed.wait(0.2)
             if new is not None and new is not frame:
                 frame = new
+            elif self._snapshots and frame is not None:
+                self._take_snapshots(frame, state)
+                continue
             elif frame is None or version == done_version:
-                if self._paused or time.perf_counter() - t0 < 0.01:  # nothing waited in latest()
+                if self.paused or time.perf_counter() - t0 < 0.01:  # nothing waited in latest()
                     self._changed.wait(0.05)
                 continue
             done_version = version
-            self._step(frame.image, state)
+            self._step(frame.image, state, frame)
+            if self._snapshots:
+                self._take_snapshots(frame, state)
 
-    def _step(self, image: np.ndarray, state: ViewState) -> None:
+    def _step(self, image: np.ndarray, state: ViewState, frame: Any = None) -> None:
         try:
             t0 = time.perf_counter()
             result = self.engine.run(image, state.to_request())
@@ -177,10 +242,16 @@ class Pipeline:
         except Exception as exc:
             self._fail(exc)
             return
+        where = None if frame is None else {"index": int(frame.index), "time": round(float(frame.timestamp), 4)}
+        if where is not None:
+            self.computed.append(where["index"])
         with self._slot:
+            if self.player is not None and self.player.every_frame:
+                while self._pending is not None and not self._stop.is_set():  # every frame is shown
+                    self._slot.wait(0.1)
             if self._pending is not None:
                 self.replaced += 1
-            self._pending = (result, self._seq)
+            self._pending = (result, self._seq, where)
             self._seq += 1
             self._slot.notify()
         now = time.perf_counter()
@@ -204,9 +275,12 @@ class Pipeline:
                     self._slot.wait(0.25)
                 if self._pending is None:
                     return
-                (result, seq), self._pending = self._pending, None
+                (result, seq, where), self._pending = self._pending, None
+                self._slot.notify_all()
             try:
                 encoded = encode_result(result, self.quality, seq)
+                if where is not None:
+                    encoded.meta["source_frame"] = where  # which input frame (the timeline's position)
             except Exception as exc:
                 self._fail(exc)
                 continue
@@ -246,12 +320,14 @@ class Pipeline:
         return {
             "source": {"status": state.status, "attempt": state.attempt, "last_error": state.last_error,
                        "kind": info.kind, "spec": info.spec, "width": info.width, "height": info.height},
-            "paused": self._paused,
+            "paused": self.paused,
             "fps": round(fps, 2),
             "net_fps": round(net_fps, 2),
             "net_fps_method": "bare forward every 5 s" if self.net_probe else "engine forward timing",
             "ratio": round(fps / net_fps, 3) if net_fps else None,
             "dropped": int(getattr(self.source, "dropped", 0)),
+            "skipped": self.skipped(),
+            "live": self.player is None,
             "frames": self.frames,
             "engine_ms": round(run_ms, 2),
             "encode_ms": round(enc_ms, 2),

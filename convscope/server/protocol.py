@@ -56,6 +56,7 @@ class ModelSpace:
     algorithms: tuple[str, ...]
     default_conv: str | None = None
     default_linear: str | None = None
+    default_grid: str | None = None  # the activation grid's first layer (models.layers.grid_layer)
 
     @classmethod
     def from_layers(cls, layers: list, num_classes: int, algorithms: tuple[str, ...]) -> ModelSpace:
@@ -64,8 +65,12 @@ class ModelSpace:
         linear = {la.name: la.channels for la in layers if _selectable(la, "linear")}
         default = next((la.name for la in layers if getattr(la, "default", False) and la.name in conv), None)
         linears = [la.name for la in layers if la.kind == "linear" and la.name in linear]
+        from convscope.models.layers import grid_layer
+
+        grid = grid_layer(layers) if default is not None else None
         return cls(conv=conv, linear=linear, num_classes=int(num_classes), algorithms=tuple(algorithms),
-                   default_conv=default, default_linear=linears[-1] if linears else None)
+                   default_conv=default, default_linear=linears[-1] if linears else None,
+                   default_grid=grid if grid in conv else None)
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,12 @@ class ViewState:
         guided backprop and guided Grad-CAM share one guided backward, which keeps a CPU dashboard
         above 0.4x the bare network's FPS (a separate target costs a second full backward).
         """
-        conv = space.default_conv or next(reversed(space.conv), None)
+        cam = space.default_conv or next(reversed(space.conv), None)
+        conv = space.default_grid or cam  # the grid starts on a legible middle layer, Grad-CAM on the head
         linear = space.default_linear or next(reversed(space.linear), None)
         wanted = ViewRequest().algorithms
         algorithms = tuple(a for a in wanted if a in space.algorithms)
-        return cls(conv_layer=conv, channel=0, fc_layer=linear, neuron=None, cam_layer=conv,
+        return cls(conv_layer=conv, channel=0, fc_layer=linear, neuron=None, cam_layer=cam,
                    cam_class=None, selection="class", algorithms=algorithms)
 
     def selection_target(self) -> Target:

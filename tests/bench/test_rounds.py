@@ -111,12 +111,13 @@ def test_view_sets():
 def test_dashboard_request_is_what_a_fresh_dashboard_shows():
     layers = discover_layers(load_model("resnet18", weights="random"))
     request = dashboard_request(layers, 1000)
-    assert request.conv_layer == request.cam_layer == "layer4" and request.fc_layer == "fc"
+    # the grid on the legible middle layer (models.layers.grid_layer), Grad-CAM on the head layer
+    assert (request.conv_layer, request.cam_layer, request.fc_layer) == ("layer3", "layer4", "fc")
     assert request.cam_target == Target("class", None)
     assert {"gradcam", "guided_backprop", "guided_gradcam"} <= set(request.algorithms)
     state = ViewState.initial(ModelSpace.from_layers(layers, 1000, tuple(algorithms.names())))
     assert request == state.to_request()
-    assert dashboard_request(layers, 1000, "channel").selection_target == Target("channel", 0, "layer4")
+    assert dashboard_request(layers, 1000, "channel").selection_target == Target("channel", 0, "layer3")
     assert dashboard_request(layers, 1000, "class").selection_target == Target("class", None)
     with pytest.raises(UsageError, match="guided-backprop source"):
         dashboard_request(layers, 1000, "pixel")

@@ -17,9 +17,9 @@ URL_LINE = re.compile(r"convscope: serving on (http://127\.0\.0\.1:(\d+)/\S*)")
 class LiveProcess:
     """``convscope live ARGS --port 0``; :attr:`url` is the printed URL (token included)."""
 
-    def __init__(self, *args: str, start_timeout: float = 180.0) -> None:
+    def __init__(self, *args: str, start_timeout: float = 180.0, env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "convscope", "live", "--host", "127.0.0.1", "--port", "0", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                      cwd=Path(__file__).resolve().parents[2])
         self.stdout: list[str] = []

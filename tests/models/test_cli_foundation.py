@@ -34,7 +34,8 @@ def test_layers_seed_alias_and_table(capsys):
     code, out, _ = run(["layers", "-n", "vgg16", "--weights", "random"], capsys)
     assert code == 0
     assert "13 conv" in out and "3 linear" in out and "features.28" in out and "512x14x14" in out
-    assert "default layer (feeds the head; Grad-CAM and the activation grid): features" in out
+    assert "default layer (feeds the head; Grad-CAM): features" in out
+    assert "activation grid default (a middle layer with at most 256 channels): features.15" in out
 
 
 def test_default_model_layers(capsys):

@@ -85,3 +85,21 @@ def test_names_win_over_index_strings():
     assert resolve_layer(layers, "2", "conv").name == "2"  # the module named "2", not conv index 2
     assert resolve_layer(layers, 1, "conv").name == "2"  # an int is always an index
     assert resolve_layer(layers, "-1", "conv").name == "2"
+
+
+def test_grid_default_is_a_legible_middle_layer_and_cam_stays_on_the_head():
+    """Issue 14, item 6: the activation grid starts on the last block/act/norm output with at most
+    256 channels on at least 14x14 (written out here from the layer list), Grad-CAM on the head."""
+    from convscope import algorithms
+    from convscope.models import load_model
+    from convscope.models.layers import discover_layers, grid_layer
+    from convscope.server.protocol import ModelSpace, ViewState
+
+    lite0 = discover_layers(load_model("efficientnet_lite0"))
+    head = next(la for la in lite0 if la.default)
+    expected = [la.name for la in lite0 if la.index <= head.index and la.kind in ("block", "act", "norm")
+                and la.shape and len(la.shape) == 3 and la.shape[0] <= 256 and min(la.shape[1:]) >= 14]
+    assert grid_layer(lite0) == expected[-1] == "blocks.4"
+    space = ModelSpace.from_layers(lite0, 1000, algorithms.names())
+    state = ViewState.initial(space)
+    assert (state.conv_layer, state.cam_layer) == ("blocks.4", "bn2")

@@ -58,3 +58,24 @@ def test_printed_urls():
     assert wide[1].endswith(":8765/?token=abc") and socket.gethostname() in wide[1]
     assert _urls("::", 8765, None)[0] == "http://[::1]:8765/"
     assert _urls("192.168.1.4", 80, "t") == ["http://192.168.1.4:80/?token=t"]
+
+
+def _options(parser, title: str) -> dict[str, object]:
+    """Option string -> (type, default) of the argument group called ``title``."""
+    group = next(g for g in parser._action_groups if g.title == title)
+    return {a.option_strings[0]: (a.type, a.default, a.dest) for a in group._group_actions}
+
+
+def test_live_takes_every_source_flag_of_probe():
+    """Item 7: the same definitions (one function), so the same names, types, defaults and meaning."""
+    from convscope.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    probe, live = _options(sub["probe"], "source"), _options(sub["live"], "source")
+    assert set(probe) == {"--open-timeout", "--read-timeout", "--max-reconnects"} <= set(live)
+    for flag, spec in probe.items():
+        assert live[flag] == spec, flag
+    args = sub["live"].parse_args(["--open-timeout", "3", "--read-timeout", "4.5", "--max-reconnects", "2"])
+    assert (args.open_timeout, args.read_timeout, args.max_reconnects) == (3.0, 4.5, 2)
+    with pytest.raises(Exception, match="positive"):
+        sub["live"].parse_args(["--read-timeout", "0"])

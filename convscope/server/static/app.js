@@ -13,7 +13,13 @@
     ws: null, hello: null, state: null, status: null, meta: null, ranges: null,
     framesReceived: 0, framesDrawn: 0, errors: [],
     sendRaw: (text) => S.ws && S.ws.send(text),
+    // For the page's other scripts (playback.js, classes.js): send a message, and listen to every
+    // message type ('hello', 'state', 'status', 'playback' ...) and to 'drawn' (a frame was drawn).
+    send: (msg) => send(msg),
+    listeners: {},
+    on: (type, fn) => { (S.listeners[type] = S.listeners[type] || []).push(fn); },
   });
+  const emit = (type, msg) => { for (const fn of S.listeners[type] || []) fn(msg); };
 
   const frames = new Map(); // seq -> {meta}: headers waiting for their binary message
   let lastDrawn = -1;
@@ -50,6 +56,7 @@
       case 'error': onError(msg); break;
       default: break;
     }
+    emit(msg.type, msg);
   }
 
   // One binary message per frame: [uint32 length][blob] per panel; a blob is
@@ -97,6 +104,7 @@
     renderCaptions(meta);
     renderSelection();
     S.framesDrawn += 1;
+    emit('drawn', meta);
     const now = performance.now();
     tabTimes.push(now);
     while (tabTimes.length && now - tabTimes[0] > 3000) tabTimes.shift();
@@ -456,12 +464,14 @@
     const tab = tabTimes.filter((t) => now - t <= 3000);
     const tabFps = tab.length > 1 ? (tab.length - 1) / ((tab[tab.length - 1] - tab[0]) / 1000) : 0;
     const parts = [
-      `<span class="dot"></span>${s.paused ? 'paused' : esc(s.source.status)}` +
+      `<span class="dot"></span>${s.source.status === 'ended' ? 'ended' : s.paused ? 'paused' : esc(s.source.status)}` +
         (s.source.status === 'reconnecting' ? ` (attempt ${s.source.attempt})` : ''),
       `dashboard ${s.fps.toFixed(1)} fps`,
       `network ${s.net_fps ? s.net_fps.toFixed(1) : '–'} fps`,
       `ratio ${s.ratio === null ? '–' : s.ratio.toFixed(2)}`,
-      `dropped ${s.dropped}`,
+      // "skipped": frames a live source produced while the dashboard was busy, counted only while
+      // playing; a file or folder skips nothing (its timeline and "every frame" say where it is).
+      ...(s.live === false ? [] : [`<span class="skipped" title="frames the live source produced while the dashboard was still computing the previous one (not an error: the dashboard always shows the newest frame; not counted while paused)">skipped ${s.skipped === undefined ? s.dropped : s.skipped}</span>`]),
       `${s.viewers} viewer${s.viewers === 1 ? '' : 's'}`,
     ];
     if (s.error) parts.push(`<span class="err">${esc(s.error)}</span>`);
