@@ -37,7 +37,7 @@ from convscope.engine.plan import Plan, make_plan
 from convscope.engine.request import Target, ViewRequest
 from convscope.engine.resolve import resolve_request
 from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
-from convscope.engine.rules import BackwardRules
+from convscope.engine.rules import RULES, BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
 from convscope.models.layers import LayerInfo, default_layer, discover_layers
@@ -287,7 +287,7 @@ class Engine:
                     xin = xin.detach().requires_grad_()
                 self._rules.reset()
                 if plan.guided:
-                    with self._rules.armed():
+                    with self._rules.armed(deconv=any(p.rule == "deconvnet" for p in plan.passes)):
                         out = self.net(xin)
                 else:
                     out = self.net(xin)
@@ -347,7 +347,7 @@ class Engine:
         last = len(plan.passes) - 1
         for i, (p, score) in enumerate(zip(plan.passes, scores, strict=True)):
             inputs = [self._wrt(w, xin) for w in p.wrt]
-            self._rules.guided = p.rule == "guided"
+            self._rules.rule = p.rule
             got = _grad(score, inputs, retain=i < last)
             for need, g in zip(p.grads(), got, strict=True):
                 grads[need] = g
@@ -366,8 +366,8 @@ class Engine:
         if mask is None:
             if len(self._masks) > 64:
                 self._masks.clear()
-            flags = [p.rule == "guided" for p in plan.passes for _ in range(rows)]
-            mask = torch.tensor(flags, dtype=torch.bool, device=self.device)
+            flags = [RULES.index(p.rule) for p in plan.passes for _ in range(rows)]
+            mask = torch.tensor(flags, dtype=torch.int8, device=self.device)
             self._masks[key] = mask
         self._rules.row_mask = mask
         self._rules.guided = plan.guided
@@ -510,7 +510,7 @@ class Engine:
                 if target.kind == "class" and target.index is None:
                     target = Target("class", top1, None)
                 algo = get(job.name)
-                guided = any(g.rule == "guided" for g in algo.needs(job.target, job.layer).grads)
+                rules = [g.rule for g in algo.needs(job.target, job.layer).grads if g.rule != "standard"]
                 lo, hi = (float(v) for v in host[f"range:{job.name}"][b])
                 result.maps[job.name] = MapOutput(
                     algorithm=job.name,
@@ -519,7 +519,7 @@ class Engine:
                     image=host[f"map:{job.name}"][b],
                     overlay=host[f"overlay:{job.name}"][b] if f"overlay:{job.name}" in host else None,
                     raw=host[f"raw:{job.name}"][b] if f"raw:{job.name}" in host else None,
-                    rule=self._rules_description(guided),
+                    rule=self._rules.describe(rules[0] if rules else "standard"),
                     empty=render.empty_reason(lo, hi),
                     value_range=(lo, hi),
                 )
@@ -527,9 +527,6 @@ class Engine:
                 result.input_tensor = host["input_tensor"][b : b + 1]
             results.append(result)
         return results
-
-    def _rules_description(self, guided: bool) -> str:
-        return self._rules.describe("guided" if guided else "standard")
 
 
 def _grad(score: torch.Tensor, inputs: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:

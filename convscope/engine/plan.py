@@ -45,7 +45,7 @@ class Plan:
         capture: layers whose outputs to keep, as ``(name, needs_gradient)`` pairs.
         passes: the backward passes, standard rule first.
         input_grad: whether the input tensor must require grad.
-        guided: whether any pass uses the guided rule (the ReLU hooks are then needed).
+        guided: whether any pass uses a non-standard rule, guided or deconvnet (the ReLU hooks are then needed).
     """
 
     jobs: tuple[Job, ...]
@@ -95,5 +95,5 @@ def make_plan(request: ViewRequest) -> Plan:
         capture=tuple(activations.items()),
         passes=passes,
         input_grad=any(INPUT in p.wrt for p in passes),
-        guided=any(p.rule == "guided" for p in passes),
+        guided=any(p.rule != "standard" for p in passes),
     )
