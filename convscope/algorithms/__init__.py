@@ -4,24 +4,29 @@
 and the UI menu are all generated from :func:`names` / :func:`all`.
 """
 
-from convscope.algorithms import (  # noqa: F401
-    gradcam,
-    gradcam_pp,
-    guided_backprop,
-    guided_gradcam,
-    saliency,
-)
-from convscope.algorithms import (  # noqa: F401  (issue 13's zoo, in the issue's order)
-    hirescam,
-    gradcam_elementwise,
-    xgradcam,
-    layercam,
-    eigencam,
-    eigengradcam,
-    input_x_gradient,
-    deconvnet,
-)
+import importlib
+
 from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs
 from convscope.algorithms.registry import all, get, names, register, unregister
+
+#: the plugin modules, imported (so registered) in this order: the order of the menus and --help
+MODULES = (
+    "gradcam",
+    "gradcam_pp",
+    "guided_backprop",
+    "guided_gradcam",
+    "saliency",
+    # issue 13's zoo, in the issue's order
+    "hirescam",
+    "gradcam_elementwise",
+    "xgradcam",
+    "layercam",
+    "eigencam",
+    "eigengradcam",
+    "input_x_gradient",
+    "deconvnet",
+)
+for _module in MODULES:
+    importlib.import_module(f"convscope.algorithms.{_module}")
 
 __all__ = ["INPUT", "Algorithm", "Captured", "Grad", "Needs", "all", "get", "names", "register", "unregister"]

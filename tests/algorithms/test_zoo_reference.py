@@ -19,7 +19,6 @@ forward and ``loss.backward()`` through ``ClassifierOutputTarget``) and apply ea
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
