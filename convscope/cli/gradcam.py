@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     inputs, layout = session.open_io(args)
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
+    versus = check_class(bundle, args.versus)
     top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, DEFAULT_TOP_K)
     with session.engine_for(bundle) as engine:
         layer = conv_layer(session.layers(engine, bundle), args.layer, args.conv_index)
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         verbose = not args.quiet and inputs.kind == "image"
 
         def process(items, frames) -> None:
-            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index), strict=True):
+            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index,
+                                                             versus=versus, negate=args.counterfactual), strict=True):
                 for k, result in enumerate(results):
                     cam = result.maps["gradcam"]
                     path = write_image(layout.image_path(item, f"_{k}"), session.picture(cam))

@@ -321,7 +321,13 @@ class Engine:
         return self._results(req, plan, host, grids, rows, clock.timings)
 
     def _score(self, target: Target, logits: torch.Tensor, top1: torch.Tensor, block: slice) -> torch.Tensor:
-        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor)."""
+        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor); contrast and counterfactual."""
+        if target.versus is not None or target.negate:
+            plain = dataclasses.replace(target, versus=None, negate=False)
+            score = self._score(plain, logits, top1, block)
+            if target.versus is not None:
+                score = score - logits[block][:, target.versus]
+            return -score if target.negate else score
         if target.kind == "class":
             rows = logits[block]
             if target.index is None:
@@ -508,7 +514,7 @@ class Engine:
             for job in plan.jobs:
                 target = job.target
                 if target.kind == "class" and target.index is None:
-                    target = Target("class", top1, None)
+                    target = dataclasses.replace(target, index=top1)
                 algo = get(job.name)
                 rules = [g.rule for g in algo.needs(job.target, job.layer).grads if g.rule != "standard"]
                 lo, hi = (float(v) for v in host[f"range:{job.name}"][b])

@@ -23,17 +23,32 @@ class Target:
     * ``class``: the pre-softmax logit of class ``index`` (``None`` = the top-1 prediction);
     * ``channel``: the maximum of channel ``index`` of conv layer ``layer`` (as the seed did);
     * ``neuron``: the value of neuron ``index`` of linear layer ``layer``.
+
+    Two modifiers, for every kind and every algorithm (the score is what gradients are taken of):
+
+    * ``versus``: a **contrast**, "why this rather than class ``versus``": the score minus the
+      logit of class ``versus``;
+    * ``negate``: the **counterfactual** of the Grad-CAM paper: the negated score, i.e. what
+      speaks against the target.
     """
 
     kind: TargetKind = "class"
     index: int | None = None
     layer: str | None = None
+    versus: int | None = None
+    negate: bool = False
 
     def as_dict(self) -> dict:
         if self.kind == "class":
-            return {"class": self.index}
-        key = "channel" if self.kind == "channel" else "neuron"
-        return {"layer": self.layer, key: self.index}
+            out: dict = {"class": self.index}
+        else:
+            key = "channel" if self.kind == "channel" else "neuron"
+            out = {"layer": self.layer, key: self.index}
+        if self.versus is not None:
+            out["versus"] = self.versus
+        if self.negate:
+            out["counterfactual"] = True
+        return out
 
 
 @dataclass(frozen=True)

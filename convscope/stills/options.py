@@ -52,6 +52,10 @@ def add_class_options(parser: argparse.ArgumentParser, default_top_k: int | None
                    help="explain this class index instead of the top predictions")
     default = f"default: {default_top_k}" if default_top_k else "default: 1"
     g.add_argument("--top-k", type=int, metavar="K", help=f"explain each of the top K predicted classes ({default})")
+    parser.add_argument("--versus", type=int, metavar="B",
+                        help="contrast: explain why the class rather than class B (the score minus B's logit)")
+    parser.add_argument("--counterfactual", action="store_true",
+                        help="explain the negated score: what speaks against the class (Grad-CAM paper)")
 
 
 def conv_layer(layers: list[LayerInfo], name: str | None, index: int | None) -> LayerInfo:
