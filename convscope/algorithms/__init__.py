@@ -6,7 +6,7 @@ and the UI menu are all generated from :func:`names` / :func:`all`.
 
 import importlib
 
-from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs
+from convscope.algorithms.base import INPUT, Algorithm, Captured, Grad, Needs, Rows
 from convscope.algorithms.registry import all, get, names, register, unregister
 
 #: the plugin modules, imported (so registered) in this order: the order of the menus and --help
@@ -23,10 +23,15 @@ MODULES = (
     "layercam",
     "eigencam",
     "eigengradcam",
+    "scorecam",
+    "ablationcam",
+    "integrated_gradients",
+    "smoothgrad",
+    "smoothgrad_sq",
     "input_x_gradient",
     "deconvnet",
 )
 for _module in MODULES:
     importlib.import_module(f"convscope.algorithms.{_module}")
 
-__all__ = ["INPUT", "Algorithm", "Captured", "Grad", "Needs", "all", "get", "names", "register", "unregister"]
+__all__ = ["INPUT", "Algorithm", "Captured", "Grad", "Needs", "Rows", "all", "get", "names", "register", "unregister"]

@@ -33,12 +33,52 @@ class Grad:
     rule: Rule = "standard"
 
 
+RowKind = Literal["interpolate", "noise", "augment", "mask", "ablate"]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Extra input rows an algorithm needs, run by the engine as one batched forward (issue 13).
+
+    Every frame gets ``count`` rows of this ``kind`` (``None``: one per channel of ``params``'s
+    ``layer``, or its ``top`` channels); :mod:`convscope.engine.rows` builds them from the frame:
+
+    * ``interpolate``: ``baseline + (i + 0.5) / count * (x - baseline)`` (Integrated Gradients;
+      params ``baseline``: ``black`` or ``blur``);
+    * ``noise``: ``x + N(0, sigma^2)``, ``sigma = noise * (max x - min x)`` per frame, drawn from
+      ``seed`` (SmoothGrad; params ``noise``);
+    * ``augment``: ``x`` and its horizontal flip, each times 0.9, 1 and 1.1 (augmentation smoothing);
+    * ``mask``: ``x`` times each channel of ``layer``'s activations, upsampled and min-max scaled
+      (Score-CAM; params ``layer``, ``top``);
+    * ``ablate``: the frame as it is, then once per channel with that channel of ``layer`` set to
+      zero (Ablation-CAM; params ``layer``, ``top``).
+
+    ``target``: whose score the rows' ``score`` and gradients are of (None: forward only);
+    ``wrt``: gradients wanted (the rows' input :data:`INPUT` and/or layer names), under ``rule``;
+    ``activations``: layers whose outputs on the rows to keep. Equal declarations are run once,
+    and the rows of every declaration with the same target and rule share one backward.
+    """
+
+    kind: RowKind
+    count: int | None
+    seed: int = 0
+    params: tuple[tuple[str, object], ...] = ()
+    target: Target | None = None
+    wrt: tuple[str, ...] = ()
+    rule: Rule = "standard"
+    activations: tuple[str, ...] = ()
+
+    def param(self, name: str, default: object = None) -> object:
+        return dict(self.params).get(name, default)
+
+
 @dataclass(frozen=True)
 class Needs:
-    """Everything one algorithm needs from the pass: activations of layers and gradients."""
+    """Everything one algorithm needs from the pass: activations of layers, gradients, extra rows."""
 
     activations: tuple[str, ...] = ()
     grads: tuple[Grad, ...] = ()
+    rows: tuple[Rows, ...] = ()
 
 
 class Captured(Protocol):
@@ -53,6 +93,23 @@ class Captured(Protocol):
     def grad(self, need: Grad) -> torch.Tensor:
         """The gradient declared by ``need`` (same shape as what it is taken with respect to)."""
         ...
+
+    def rows(self, rows: Rows) -> RowCaptured:
+        """What the extra rows declared by ``rows`` gave (see :class:`Rows`)."""
+        ...
+
+
+class RowCaptured(Protocol):
+    """The extra rows of one :class:`Rows` declaration, ``frames * count`` of them, frame-major."""
+
+    input: torch.Tensor  # the rows' input (normalised)
+    score: torch.Tensor  # the target's score per row (when the declaration has a target)
+    count: int  # rows per frame
+    meta: dict  # kind-specific: ``baseline``, ``channels`` (B x count indices), ``flip``, ``factor``
+
+    def activation(self, layer: str) -> torch.Tensor: ...
+
+    def grad(self, wrt: str) -> torch.Tensor: ...
 
 
 class Algorithm(ABC):

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Algorithm, Captured, Needs
+from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
 
 
 def first_component(maps: torch.Tensor) -> torch.Tensor:
@@ -50,18 +49,14 @@ def first_component(maps: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class EigenCAM(Algorithm):
+class EigenCAM(GradCAM):
     name = "eigencam"
     title = "Eigen-CAM"
     summary = "first principal component of the layer's activations (no gradient, no target)"
-    target_role = "cam"
-    display = "heatmap"
-    uses_layer = True
+    uses_gradient = False
 
-    def needs(self, target: Target, layer: str | None) -> Needs:
-        assert layer is not None
-        return Needs(activations=(layer,))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return activations
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return first_component(captured.activation(layer)).clamp_(min=0)
+    def cam(self, activations: torch.Tensor, grads: torch.Tensor | None, eigen: bool) -> torch.Tensor:
+        return first_component(activations).clamp_(min=0)

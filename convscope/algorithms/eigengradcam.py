@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.eigencam import first_component
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
 
 
 @register
@@ -28,7 +26,8 @@ class EigenGradCAM(GradCAM):
     title = "EigenGrad-CAM"
     summary = "first principal component of gradient times activation"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        g = captured.grad(Grad(layer, target, "standard"))
-        return first_component(g * captured.activation(layer)).clamp_(min=0)
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return grads * activations
+
+    def cam(self, activations: torch.Tensor, grads: torch.Tensor | None, eigen: bool) -> torch.Tensor:
+        return first_component(self.weighted(activations, grads)).clamp_(min=0)

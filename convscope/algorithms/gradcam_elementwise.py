@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
 
 
 def gradcam_elementwise_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -30,8 +28,5 @@ class GradCAMElementWise(GradCAM):
     title = "Element-wise Grad-CAM"
     summary = "sum over channels of the positive parts of gradient times activation"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return gradcam_elementwise_map(
-            captured.activation(layer), captured.grad(Grad(layer, target, "standard"))
-        )
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return (grads * activations).clamp(min=0)

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+
+
+def gradcam_pp_weights(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++'s channel weights w_k (B x C x 1 x 1)."""
+    g2 = grads.pow(2)
+    denom = 2 * g2 + activations.sum(dim=(-2, -1), keepdim=True) * grads.pow(3)
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
+    return (alpha * grads.clamp(min=0)).sum(dim=(-2, -1), keepdim=True)
 
 
 def gradcam_pp_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """Grad-CAM++ for B x C x h x w activations and gradients: B x h x w."""
-    g2 = grads.pow(2)
-    denom = 2 * g2 + activations.sum(dim=(-2, -1), keepdim=True) * grads.pow(3)
-    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
-    weights = (alpha * grads.clamp(min=0)).sum(dim=(-2, -1), keepdim=True)
-    return (weights * activations).sum(dim=1).clamp_(min=0)
+    return (gradcam_pp_weights(activations, grads) * activations).sum(dim=1).clamp_(min=0)
 
 
 @register
@@ -37,6 +39,5 @@ class GradCAMPlusPlus(GradCAM):
     title = "Grad-CAM++"
     summary = "Grad-CAM with pixel-wise weights of positive gradients (better for several objects)"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return gradcam_pp_map(captured.activation(layer), captured.grad(Grad(layer, target, "standard")))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return gradcam_pp_weights(activations, grads) * activations

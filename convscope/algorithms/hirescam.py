@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
 
 
 def hirescam_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -32,6 +30,5 @@ class HiResCAM(GradCAM):
     title = "HiResCAM"
     summary = "element-wise gradient times activation summed over channels (faithful to the score)"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return hirescam_map(captured.activation(layer), captured.grad(Grad(layer, target, "standard")))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return grads * activations

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
 
 
 def layercam_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -30,6 +28,5 @@ class LayerCAM(GradCAM):
     title = "LayerCAM"
     summary = "activations weighted position by position by their positive gradients (works at shallow layers)"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return layercam_map(captured.activation(layer), captured.grad(Grad(layer, target, "standard")))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return grads.clamp(min=0) * activations

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured, Grad
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.engine.request import Target
+
+
+def xgradcam_weights(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """XGrad-CAM's channel weights alpha_k (B x C x 1 x 1)."""
+    total = activations.sum(dim=(-2, -1), keepdim=True)
+    safe = torch.where(total != 0, total, torch.ones_like(total))
+    return torch.where(total != 0, (grads * activations).sum(dim=(-2, -1), keepdim=True) / safe, 0.0)
 
 
 def xgradcam_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """XGrad-CAM for B x C x h x w activations and gradients: B x h x w."""
-    total = activations.sum(dim=(-2, -1), keepdim=True)
-    safe = torch.where(total != 0, total, torch.ones_like(total))
-    alpha = torch.where(total != 0, (grads * activations).sum(dim=(-2, -1), keepdim=True) / safe, 0.0)
-    return (alpha * activations).sum(dim=1).clamp_(min=0)
+    return (xgradcam_weights(activations, grads) * activations).sum(dim=1).clamp_(min=0)
 
 
 @register
@@ -35,6 +37,5 @@ class XGradCAM(GradCAM):
     title = "XGrad-CAM"
     summary = "Grad-CAM with channel weights averaged by the channel's own activations (axiom-based)"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return xgradcam_map(captured.activation(layer), captured.grad(Grad(layer, target, "standard")))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return xgradcam_weights(activations, grads) * activations

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from convscope.algorithms import INPUT, Grad, get
+from convscope.algorithms.options import active as algorithm_options
 from convscope.engine import render
 from convscope.engine.capture import LayerCapture
 from convscope.engine.fastmodel import FastModel, prepare
@@ -37,6 +38,7 @@ from convscope.engine.plan import Plan, make_plan
 from convscope.engine.request import Target, ViewRequest
 from convscope.engine.resolve import resolve_request
 from convscope.engine.result import FCMap, MapOutput, Mosaic, Prediction, Result
+from convscope.engine.rows import run_rows
 from convscope.engine.rules import RULES, BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
@@ -237,7 +239,8 @@ class Engine:
         req = self.resolve(request)
         plan = self._plans.get(req)
         if plan is None:
-            plan = make_plan(req)
+            with algorithm_options(req.options):
+                plan = make_plan(req)
             if len(self._plans) > 256:
                 self._plans.clear()
             self._plans[req] = plan
@@ -255,10 +258,10 @@ class Engine:
         if not frames:
             return []
         req = self.resolve(request if request is not None else ViewRequest())
-        plan = self.plan(req)
         clock = _Clock(self.device if self.sync_timings else None)
         try:
-            return self._run(frames, req, plan, clock)
+            with algorithm_options(req.options):  # what needs() and compute() read (issue 13)
+                return self._run(frames, req, self.plan(req), clock)
         finally:
             assert self._capture is not None
             self._capture.end()
@@ -309,6 +312,7 @@ class Engine:
         with torch.no_grad(), _threads(small):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows, self.layer_info)
+            captured = run_rows(self, plan, captured, top1)  # extra input rows (engine/rows.py)
             raws = {
                 job.name: get(job.name).compute(captured, job.target, job.layer).float() for job in plan.jobs
             }
