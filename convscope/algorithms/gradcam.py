@@ -71,10 +71,12 @@ class GradCAM(Algorithm):
         return self.weighted(activations, grads).sum(dim=1).clamp_(min=0)
 
     def augment_rows(self, target: Target, layer: str) -> Rows:
-        """The augmentation-smoothing rows: 6 per frame, the layer's output and its gradient."""
-        if self.uses_gradient:
-            return Rows("augment", 6, target=target, wrt=(layer,), activations=(layer,))
-        return Rows("augment", 6, activations=(layer,))
+        """The augmentation-smoothing rows: 6 per frame, the layer's output and its gradient.
+
+        The same declaration for every CAM (Eigen-CAM too, which ignores the gradient), so all
+        of them share the 6 rows and their one backward.
+        """
+        return Rows("augment", 6, target=target, wrt=(layer,), activations=(layer,))
 
     def needs(self, target: Target, layer: str | None) -> Needs:
         assert layer is not None
