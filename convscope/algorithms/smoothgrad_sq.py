@@ -23,7 +23,7 @@ from convscope.engine.request import Target
 @register
 class SmoothGradSquared(Algorithm):
     name = "smoothgrad_sq"
-    title = "SmoothGrad²"
+    title = "SmoothGrad squared"
     summary = "the mean squared input gradient over SmoothGrad's noisy rows (shares them)"
     target_role = "selection"
     display = "magnitude"

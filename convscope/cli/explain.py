@@ -20,10 +20,12 @@ from convscope.errors import UsageError, suggest
 from convscope.stills import session
 from convscope.stills.inputs import Item
 from convscope.stills.options import (
+    add_algorithm_options,
     add_class_options,
     add_colormap_option,
     add_io_options,
     add_layer_options,
+    algorithm_options,
     check_class,
     check_top_k,
     conv_layer,
@@ -57,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_colormap_option(p)
     add_layer_options(p, "the CAM algorithms' conv layer")
     add_class_options(p, 1)
+    add_algorithm_options(p)
     t = p.add_mutually_exclusive_group()
     t.add_argument("--channel", metavar="LAYER:INDEX",
                    help="input-gradient algorithms (guided backprop, ...) explain this conv channel's maximum")
@@ -161,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             unit = replace(unit, versus=versus, negate=args.counterfactual)
         request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=("input", "predictions"),
                               top_k=max(top_k, 5), keep_raw=args.save_raw,
-                              colormap=args.colormap)
+                              colormap=args.colormap, options=algorithm_options(args))
 
         def process(items, frames) -> None:
             for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit,
