@@ -44,7 +44,12 @@ class AlgorithmCosts:
         }
 
     def format_text(self) -> str:
-        lines = [f"model {self.model} on {self.device}; options {dict(self.options) or 'default'}",
+        from convscope.algorithms.options import Options
+
+        opts = Options.of(self.options)
+        shown = ", ".join(f"{k}={getattr(opts, k)}" for k in ("top_channels", "steps", "samples", "aug_smooth",
+                                                             "eigen_smooth"))
+        lines = [f"model {self.model} on {self.device}; options {shown}",
                  f"{'variant':<22} {'median ms':>10} {'x forward':>10}"]
         for name, ms in self.medians_ms.items():
             lines.append(f"{name:<22} {ms:>10.1f} {self.cost(name):>10.2f}")
