@@ -41,6 +41,8 @@ class ViewRequest:
         zoom_size: side in pixels of the enlarged channel.
         fc_cell: side in pixels of one FC cell.
         keep_raw: also return the raw float maps (host numpy) before any normalisation.
+        options: algorithm options as ``(name, value)`` pairs (smoothing, steps, samples, seed,
+            top channels: :class:`convscope.algorithms.options.Options`).
     """
 
     conv_layer: str | None = None
@@ -60,6 +62,7 @@ class ViewRequest:
     zoom_size: int = 224
     fc_cell: int = 8
     keep_raw: bool = False
+    options: tuple[tuple[str, object], ...] = ()
 
     def target_for(self, role: str) -> Target:
         """The target of an algorithm whose ``target_role`` is ``role`` (``cam`` or ``selection``)."""

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal, Protocol
 
 import torch
 
-from convscope.vocabulary import Grad, Needs, Target
+from convscope.vocabulary import Grad, Needs, Rows, Target
 
 TargetRole = Literal["cam", "selection"]
 Display = Literal["heatmap", "gradient", "magnitude"]
@@ -32,6 +32,23 @@ class Captured(Protocol):
         """The gradient declared by ``need`` (same shape as what it is taken with respect to)."""
         ...
 
+    def rows(self, rows: Rows) -> RowCaptured:
+        """What the extra rows declared by ``rows`` gave (see :class:`Rows`)."""
+        ...
+
+
+class RowCaptured(Protocol):
+    """The extra rows of one :class:`Rows` declaration, ``frames * count`` of them, frame-major."""
+
+    input: torch.Tensor  # the rows' input (normalised)
+    score: torch.Tensor  # the target's score per row (when the declaration has a target)
+    count: int  # rows per frame
+    meta: dict  # kind-specific: ``baseline``, ``channels`` (B x count indices), ``flip``, ``factor``
+
+    def activation(self, layer: str) -> torch.Tensor: ...
+
+    def grad(self, wrt: str) -> torch.Tensor: ...
+
 
 class Algorithm(ABC):
     """Base class of a registered algorithm.
@@ -47,6 +64,7 @@ class Algorithm(ABC):
             upsampled, colour-mapped and overlaid on the input), ``gradient`` (B x 3 x H x W, shown
             as an RGB gradient image) or ``magnitude`` (B x 3 x H x W, shown as max |value| per pixel).
         uses_layer: whether the map is computed over ``ViewRequest.cam_layer``.
+        order: where it comes in menus and ``--help``; lower first.
     """
 
     name: ClassVar[str]
@@ -55,6 +73,7 @@ class Algorithm(ABC):
     target_role: ClassVar[TargetRole]
     display: ClassVar[Display]
     uses_layer: ClassVar[bool] = False
+    order: ClassVar[int] = 1000
 
     @abstractmethod
     def needs(self, target: Target, layer: str | None) -> Needs:

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import torch
 
-from convscope.algorithms.base import Captured
 from convscope.algorithms.gradcam import GradCAM
 from convscope.algorithms.registry import register
-from convscope.vocabulary import Grad, Target
+
+
+def gradcam_pp_weights(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++'s channel weights w_k (B x C x 1 x 1)."""
+    g2 = grads.pow(2)
+    denom = 2 * g2 + activations.sum(dim=(-2, -1), keepdim=True) * grads.pow(3)
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
+    return (alpha * grads.clamp(min=0)).sum(dim=(-2, -1), keepdim=True)
 
 
 def gradcam_pp_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """Grad-CAM++ for B x C x h x w activations and gradients: B x h x w."""
-    g2 = grads.pow(2)
-    denom = 2 * g2 + activations.sum(dim=(-2, -1), keepdim=True) * grads.pow(3)
-    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
-    weights = (alpha * grads.clamp(min=0)).sum(dim=(-2, -1), keepdim=True)
-    return (weights * activations).sum(dim=1).clamp_(min=0)
+    return (gradcam_pp_weights(activations, grads) * activations).sum(dim=1).clamp_(min=0)
 
 
 @register
@@ -34,9 +36,9 @@ class GradCAMPlusPlus(GradCAM):
     """Same needs as Grad-CAM (so it shares Grad-CAM's backward); only the channel weights differ."""
 
     name = "gradcam_pp"
+    order = 10
     title = "Grad-CAM++"
     summary = "Grad-CAM with pixel-wise weights of positive gradients (better for several objects)"
 
-    def compute(self, captured: Captured, target: Target, layer: str | None) -> torch.Tensor:
-        assert layer is not None
-        return gradcam_pp_map(captured.activation(layer), captured.grad(Grad(layer, target, "standard")))
+    def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return gradcam_pp_weights(activations, grads) * activations

@@ -18,6 +18,7 @@ from convscope.vocabulary import INPUT, Grad, Needs, Target
 @register
 class GuidedBackprop(Algorithm):
     name = "guided_backprop"
+    order = 20
     title = "Guided backprop"
     summary = "input pixels that excite the selection, with only positive gradients through each ReLU"
     target_role = "selection"

@@ -32,6 +32,7 @@ from convscope.vocabulary import INPUT, Grad, Needs, Target
 @register
 class GuidedGradCAM(Algorithm):
     name = "guided_gradcam"
+    order = 30
     title = "Guided Grad-CAM"
     summary = "guided backprop of the class masked by its upsampled Grad-CAM map (scaled to [0, 1])"
     target_role = "cam"

@@ -24,6 +24,9 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     if cls.target_role not in ("cam", "selection"):
         raise ValueError(f"algorithm {name!r}: target_role must be 'cam' or 'selection'")
     _REGISTRY[name] = cls()
+    ordered = sorted(_REGISTRY.items(), key=lambda kv: kv[1].order)  # stable: ties keep import order
+    _REGISTRY.clear()
+    _REGISTRY.update(ordered)
     return cls
 
 
@@ -43,10 +46,10 @@ def get(name: str) -> Algorithm:
 
 
 def names() -> tuple[str, ...]:
-    """Registered names in registration order."""
+    """Registered names in menu order (``Algorithm.order``)."""
     return tuple(_REGISTRY)
 
 
 def all() -> tuple[Algorithm, ...]:  # noqa: A001 - the registry's natural name
-    """Registered algorithms in registration order."""
+    """Registered algorithms in menu order (``Algorithm.order``)."""
     return tuple(_REGISTRY.values())

@@ -17,6 +17,7 @@ from convscope.vocabulary import INPUT, Grad, Needs, Target
 @register
 class Saliency(Algorithm):
     name = "saliency"
+    order = 40
     title = "Saliency"
     summary = "plain input gradient of the selection: which pixels change the score most"
     target_role = "selection"

@@ -8,10 +8,13 @@ import sys
 
 import torch
 
+from convscope import algorithms
 from convscope.bench import VIEW_SETS, BenchConfig, run_bench
+from convscope.bench.algorithms import bench_algorithms
 from convscope.bench.frames import DEFAULT_COUNT, DEFAULT_SOURCE, decode_frames
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.errors import UsageError
+from convscope.stills.options import add_algorithm_options, algorithm_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the dashboard's engine on the model as loaded, without folding BatchNorm into "
                    "the convs and without channels_last (to see what those give)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--algorithms", metavar="A,B,...|all",
+                   help="instead: each algorithm's frame time alone as a multiple of a bare forward "
+                   "(interleaved per frame, --rounds rounds over --source-frames frames); names: "
+                   + ", ".join(algorithms.names()))
+    add_algorithm_options(p)
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -61,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--source-frames must be at least 1, got {args.source_frames}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.algorithms:
+        return _run_algorithms(args)
     config = BenchConfig(views=args.views, seconds=args.seconds, frames=args.frames,
                          rounds=args.rounds, warmup=args.warmup)
     frames = decode_frames(args.source, args.source_frames)
@@ -79,4 +89,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.format_text())
     sys.stdout.flush()
+    return 0
+
+
+def _run_algorithms(args: argparse.Namespace) -> int:
+    from convscope.cli.explain import parse_algorithms
+
+    names = parse_algorithms(args.algorithms)
+    frames = decode_frames(args.source, args.source_frames)
+    bundle = load_model_from_args(args)
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        costs = bench_algorithms(bundle, frames, names, rounds=args.rounds, warmup=args.warmup,
+                                 options=algorithm_options(args), optimize=args.optimize)
+    finally:
+        torch.set_num_threads(threads)
+    print(json.dumps(costs.as_dict()) if args.json else costs.format_text())
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from dataclasses import replace
 
 from convscope import algorithms, views
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
@@ -19,10 +20,12 @@ from convscope.errors import UsageError, suggest
 from convscope.stills import session
 from convscope.stills.inputs import Item
 from convscope.stills.options import (
+    add_algorithm_options,
     add_class_options,
     add_colormap_option,
     add_io_options,
     add_layer_options,
+    algorithm_options,
     check_class,
     check_top_k,
     conv_layer,
@@ -56,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_colormap_option(p)
     add_layer_options(p, "the CAM algorithms' conv layer")
     add_class_options(p, 1)
+    add_algorithm_options(p)
     t = p.add_mutually_exclusive_group()
     t.add_argument("--channel", metavar="LAYER:INDEX",
                    help="input-gradient algorithms (guided backprop, ...) explain this conv channel's maximum")
@@ -155,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     inputs, layout = session.open_io(args, folder_only=True)
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
+    versus = check_class(bundle, args.versus)
     top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, 1)
     writer = _Writer(layout, bundle.labels, bundle.name, args.save_raw)
     with session.engine_for(bundle) as engine:
@@ -167,12 +172,15 @@ def run(args: argparse.Namespace) -> int:
         elif args.neuron is not None:
             layer, index = unit_of(layers, args.neuron, "linear")
             unit = Target("neuron", index, layer.name)
+        if unit is not None:
+            unit = replace(unit, versus=versus, negate=args.counterfactual)
         request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=views.for_stills(),
                               top_k=max(top_k, 5), keep_raw=args.save_raw,
-                              colormap=args.colormap)
+                              colormap=args.colormap, options=algorithm_options(args))
 
         def process(items, frames) -> None:
-            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit), strict=True):
+            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit,
+                                                             versus, args.counterfactual), strict=True):
                 writer.item(item, results)
             for line in writer.warnings:
                 print(line, file=sys.stderr)

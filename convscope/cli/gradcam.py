@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from convscope import algorithms
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.engine import ViewRequest
 from convscope.stills import session
 from convscope.stills.options import (
+    add_algorithm_options,
     add_class_options,
     add_colormap_option,
     add_io_options,
     add_layer_options,
+    algorithm_options,
     check_class,
     check_top_k,
     conv_layer,
@@ -39,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_colormap_option(p)
     add_layer_options(p)
     add_class_options(p, DEFAULT_TOP_K)
+    cams = [a.name for a in algorithms.all() if a.display == "heatmap"]
+    p.add_argument("--method", default="gradcam", choices=cams, metavar="NAME",
+                   help=f"the CAM to draw (default gradcam): {', '.join(cams)}")
+    add_algorithm_options(p)
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -47,17 +54,19 @@ def run(args: argparse.Namespace) -> int:
     inputs, layout = session.open_io(args)
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
+    versus = check_class(bundle, args.versus)
     top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, DEFAULT_TOP_K)
     with session.engine_for(bundle) as engine:
         layer = conv_layer(session.layers(engine, bundle), args.layer, args.conv_index)
-        request = ViewRequest(cam_layer=layer.name, algorithms=("gradcam",), panels=("predictions",),
-                              top_k=max(top_k, 5), colormap=args.colormap)
+        request = ViewRequest(cam_layer=layer.name, algorithms=(args.method,), panels=("predictions",),
+                              top_k=max(top_k, 5), colormap=args.colormap, options=algorithm_options(args))
         verbose = not args.quiet and inputs.kind == "image"
 
         def process(items, frames) -> None:
-            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index), strict=True):
+            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index,
+                                                             versus=versus, negate=args.counterfactual), strict=True):
                 for k, result in enumerate(results):
-                    cam = result.maps["gradcam"]
+                    cam = result.maps[args.method]
                     path = write_image(layout.image_path(item, f"_{k}"), session.picture(cam))
                     if verbose:
                         print(f"{path}: {session.caption(cam, result, bundle.labels)}")
@@ -69,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
                             progress=False if args.quiet else None)
     if not args.quiet:
-        print(f"Grad-CAM layer: {layer.name}", file=sys.stderr)
+        print(f"{'Grad-CAM' if args.method == 'gradcam' else args.method} layer: {layer.name}", file=sys.stderr)
     session.finish(summary, layout, inputs, quiet=args.quiet, stream=sys.stderr)
     return 0

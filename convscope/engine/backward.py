@@ -13,6 +13,7 @@ the input])`` is used.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import torch
@@ -21,7 +22,7 @@ from convscope.engine.capture import LayerCapture
 from convscope.engine.plan import Plan
 from convscope.engine.rules import BackwardRules
 from convscope.models.layers import LayerInfo
-from convscope.vocabulary import INPUT, Grad, Target
+from convscope.vocabulary import INPUT, RULES, Grad, Target
 
 
 class Backward:
@@ -51,7 +52,13 @@ class Backward:
         return self._sequential(plan, logits, xin, top1, rows)
 
     def score(self, target: Target, logits: torch.Tensor, top1: torch.Tensor, block: slice) -> torch.Tensor:
-        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor)."""
+        """Per-row score of ``target`` for the rows in ``block`` (a 1-D tensor); contrast and counterfactual."""
+        if target.versus is not None or target.negate:
+            plain = dataclasses.replace(target, versus=None, negate=False)
+            score = self.score(plain, logits, top1, block)
+            if target.versus is not None:
+                score = score - logits[block][:, target.versus]
+            return -score if target.negate else score
         if target.kind == "class":
             rows = logits[block]
             if target.index is None:
@@ -76,7 +83,7 @@ class Backward:
         last = len(plan.passes) - 1
         for i, (p, score) in enumerate(zip(plan.passes, scores, strict=True)):
             inputs = [self._wrt(w, xin) for w in p.wrt]
-            self.rules.guided = p.rule == "guided"
+            self.rules.rule = p.rule
             got = grad(score, inputs, retain=i < last)
             for need, g in zip(p.grads(), got, strict=True):
                 grads[need] = g
@@ -93,8 +100,8 @@ class Backward:
         if mask is None:
             if len(self._masks) > 64:
                 self._masks.clear()
-            flags = [p.rule == "guided" for p in plan.passes for _ in range(rows)]
-            mask = torch.tensor(flags, dtype=torch.bool, device=xin.device)
+            codes = [RULES.index(p.rule) for p in plan.passes for _ in range(rows)]
+            mask = torch.tensor(codes, dtype=torch.int8, device=xin.device)
             self._masks[key] = mask
         self.rules.row_mask = mask
         self.rules.guided = plan.guided

@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from convscope import algorithms, render, views
+from convscope.algorithms.options import active as algorithm_options
 from convscope.engine.backward import Backward
 from convscope.engine.capture import LayerCapture
 from convscope.engine.fastmodel import FastModel, prepare
 from convscope.engine.pack import Packer, split
 from convscope.engine.plan import Plan, make_plan
 from convscope.engine.resolve import resolve_request
+from convscope.engine.rows import run_rows
 from convscope.engine.rules import BackwardRules
 from convscope.errors import ModelError, RequestError
 from convscope.models.bundle import ModelBundle
@@ -230,7 +232,8 @@ class Engine:
         req = self.resolve(request)
         plan = self._plans.get(req)
         if plan is None:
-            plan = make_plan(req, views.for_request(req))
+            with algorithm_options(req.options):  # what algorithms' needs() read (smoothing, steps ...)
+                plan = make_plan(req, views.for_request(req))
             if len(self._plans) > 256:
                 self._plans.clear()
             self._plans[req] = plan
@@ -248,10 +251,10 @@ class Engine:
         if not frames:
             return []
         req = self.resolve(request if request is not None else ViewRequest())
-        plan = self.plan(req)
         clock = _Clock(self.device if self.sync_timings else None)
         try:
-            return self._run(frames, req, plan, clock)
+            with algorithm_options(req.options):  # what needs() and compute() read
+                return self._run(frames, req, self.plan(req), clock)
         finally:
             assert self._capture is not None
             self._capture.end()
@@ -279,7 +282,8 @@ class Engine:
                 if plan.input_grad:
                     xin = xin.detach().requires_grad_()
                 self._rules.reset()
-                with self._rules.armed() if plan.guided else contextlib.nullcontext():
+                deconv = any(p.rule == "deconvnet" for p in plan.passes)
+                with self._rules.armed(deconv=deconv) if plan.guided else contextlib.nullcontext():
                     logits_all = _logits(self.prepared(xin))
                 clock.lap("forward")
                 top1 = logits_all[:rows].detach().argmax(dim=1)
@@ -295,6 +299,7 @@ class Engine:
         with torch.no_grad(), _threads(small):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows, self.layer_info)
+            captured = run_rows(self, plan, captured, top1)  # extra input rows (engine/rows.py)
             raws = {
                 job.name: algorithms.get(job.name).compute(captured, job.target, job.layer).float()
                 for job in plan.jobs

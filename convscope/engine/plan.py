@@ -46,7 +46,7 @@ class Plan:
         capture: layers whose outputs to keep, as ``(name, needs_gradient)`` pairs.
         passes: the backward passes, standard rule first.
         input_grad: whether the input tensor must require grad.
-        guided: whether any pass uses the guided rule (the ReLU hooks are then needed).
+        guided: whether any pass uses a non-standard rule, guided or deconvnet (the ReLU hooks are then needed).
         views: the views the frame shows, in display order.
     """
 
@@ -92,6 +92,6 @@ def make_plan(request: ViewRequest, views: tuple[View, ...] = ()) -> Plan:
         capture=tuple(activations.items()),
         passes=passes,
         input_grad=any(INPUT in p.wrt for p in passes),
-        guided=any(p.rule == "guided" for p in passes),
+        guided=any(p.rule != "standard" for p in passes),
         views=views,
     )

@@ -52,6 +52,11 @@ def _check_index(index: int, size: int | None, what: str) -> None:
 def _target(t: Target, req: ViewRequest, layers: list[LayerInfo], num_classes: int, field: str) -> Target:
     if not isinstance(t, Target):
         raise RequestError(f"{field} must be a Target, got {type(t).__name__}")
+    if t.versus is not None or t.negate:  # contrast / counterfactual: resolve the plain target, keep both
+        if t.versus is not None:
+            _check_index(t.versus, num_classes or None, f"{field}: versus class")
+        plain = _target(dataclasses.replace(t, versus=None, negate=False), req, layers, num_classes, field)
+        return dataclasses.replace(plain, versus=t.versus, negate=bool(t.negate))
     if t.kind == "class":
         if t.index is not None:
             _check_index(t.index, num_classes or None, f"{field}: class")

@@ -8,7 +8,15 @@ a gradient hook that applies the rule *active at backward time*:
 
 * ``standard``: the gradient passes unchanged (the ReLU's own mask ``x > 0`` follows);
 * ``guided`` (Springenberg et al. 2015): negative gradients are zeroed first, so the node passes
-  back ``relu(grad) * (x > 0)``; for ReLU6 (``hardtanh(0, 6)``) ``relu(grad) * (0 < x < 6)``.
+  back ``relu(grad) * (x > 0)``; for ReLU6 (``hardtanh(0, 6)``) ``relu(grad) * (0 < x < 6)``;
+* ``deconvnet`` (Zeiler & Fergus 2014): the node passes back ``relu(grad)`` whatever its input
+  (for ReLU6 ``relu(grad) * (x < 6)``). An output hook cannot undo the ReLU's own mask, so a
+  forward armed with ``deconv=True`` adds to each ReLU-like output a term of value zero,
+  ``(x - x.detach()) * (x <= 0)``, computed from the input *before* the call (in-place ReLUs
+  included). Its gradient hook passes ``relu(grad)`` on deconvnet passes (or rows) and zero
+  otherwise, so that forward still serves standard and guided passes exactly. Only a forward that
+  plans a deconvnet pass pays for it. (Through the torch-function mode, an in-place ReLU whose
+  return value the model ignores keeps the guided rule.)
 
 Because the rule is read when the backward runs, one graph serves a standard backward (Grad-CAM)
 and a guided one; with a per-row mask, one batched backward serves rows with different rules.
@@ -35,7 +43,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from convscope.vocabulary import Rule
+from convscope.vocabulary import RULES, Rule
 
 _RELU = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6}
 _HARDTANH = {F.hardtanh, F.hardtanh_}
@@ -77,10 +85,13 @@ class _RuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         kind = _kind(func, args, kwargs)
+        extra = self.rules.deconv_term(args[0]) if kind == "relu" and args else None
+        out = func(*args, **kwargs)
         if kind == "relu":
             self.rules.hook(out)
+            if extra is not None and isinstance(out, torch.Tensor):
+                return out + extra
         elif kind is not None:
             self.rules.unguided.add(kind)
         return out
@@ -109,8 +120,9 @@ class BackwardRules:
     """The switchable ReLU rule of one model; arm it around the forward, set the rule per backward.
 
     Attributes:
-        guided: apply the guided rule in the next backward (when ``row_mask`` is None).
-        row_mask: a bool tensor, one entry per batch row: the rows that take the guided rule.
+        rule: the rule of the next backward (when ``row_mask`` is None); ``guided`` is a bool view of it.
+        row_mask: one entry per batch row: a bool tensor (the rows that take the guided rule) or an
+            integer tensor of indices into :data:`RULES` (each row's rule).
         unguided: display names of the activations with no guided rule in the model's forward.
         functional: whether the model calls ReLUs outside ReLU modules (then the mode is used).
         hooked: how many ReLU-like outputs the last armed forward hooked.
@@ -119,10 +131,12 @@ class BackwardRules:
     def __init__(
         self, module: nn.Module, example: torch.Tensor | None = None, force_mode: bool = False
     ) -> None:
-        self.guided = False
+        self.rule: Rule = "standard"
         self.row_mask: torch.Tensor | None = None
         self.hooked = 0
         self._armed = False
+        self._deconv = False
+        self._pending: dict[int, torch.Tensor | None] = {}
         self._handles: list[RemovableHandle] = []
         self.functional, self._static_unguided = True, set()
         if example is not None and not force_mode:
@@ -131,7 +145,17 @@ class BackwardRules:
         if not self.functional:
             for m in module.modules():
                 if _is_relu_module(m):
+                    self._handles.append(m.register_forward_pre_hook(self._module_pre_hook))
                     self._handles.append(m.register_forward_hook(self._module_hook))
+
+    @property
+    def guided(self) -> bool:
+        """Whether the next backward uses the guided rule (setting it picks guided or standard)."""
+        return self.rule == "guided"
+
+    @guided.setter
+    def guided(self, value: bool) -> None:
+        self.rule = "guided" if value else "standard"
 
     @property
     def mechanism(self) -> str:
@@ -140,27 +164,56 @@ class BackwardRules:
 
     def reset(self) -> None:
         """Back to the standard rule, nothing armed (call before each forward)."""
-        self.guided = False
+        self.rule = "standard"
         self.row_mask = None
         self.hooked = 0
         self.unguided = set(self._static_unguided)
 
     @contextlib.contextmanager
-    def armed(self) -> Iterator[None]:
-        """Hook every ReLU-like output of the forward run inside this block."""
-        if self.functional:
-            with _RuleMode(self):
-                yield
-            return
-        self._armed = True
-        try:
-            yield
-        finally:
-            self._armed = False
+    def armed(self, deconv: bool = False) -> Iterator[None]:
+        """Hook every ReLU-like output of the forward run inside this block.
 
-    def _module_hook(self, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        ``deconv``: also add the zero-valued term the ``deconvnet`` rule needs (see the module
+        docstring); only a forward that plans a deconvnet pass should pay for it.
+        """
+        self._deconv = deconv
+        try:
+            if self.functional:
+                with _RuleMode(self):
+                    yield
+                return
+            self._armed = True
+            try:
+                yield
+            finally:
+                self._armed = False
+        finally:
+            self._deconv = False
+            self._pending.clear()
+
+    def _module_pre_hook(self, module: nn.Module, inputs: Any) -> None:
+        if self._armed and self._deconv and inputs:
+            self._pending[id(module)] = self.deconv_term(inputs[0])
+
+    def _module_hook(self, module: nn.Module, _inputs: Any, output: Any) -> Any:
         if self._armed:
             self.hook(output)
+            extra = self._pending.pop(id(module), None)
+            if extra is not None and isinstance(output, torch.Tensor):
+                return output + extra
+        return None
+
+    def deconv_term(self, x: Any) -> torch.Tensor | None:
+        """``(x - x.detach()) * (x <= 0)`` with the deconvnet hook, for a ReLU's input ``x``; else None.
+
+        Value zero; its gradient reaches ``x`` at the positions the ReLU's own mask blocks. Built
+        before the ReLU runs, so an in-place ReLU cannot overwrite ``x`` first.
+        """
+        if not self._deconv or not isinstance(x, torch.Tensor) or not x.requires_grad:
+            return None
+        extra = (x - x.detach()) * (x <= 0)
+        extra.register_hook(self._apply_deconv)
+        return extra
 
     def hook(self, out: Any) -> None:
         """Register the rule's gradient hook on one ReLU-like output."""
@@ -168,19 +221,36 @@ class BackwardRules:
             out.register_hook(self._apply)
             self.hooked += 1
 
-    def _apply(self, grad: torch.Tensor) -> torch.Tensor | None:
+    def _rows(self, grad: torch.Tensor, rule: Rule | None = None) -> torch.Tensor | None:
+        """Per-row flags broadcastable to ``grad``: rows under ``rule`` (None: guided or deconvnet)."""
         mask = self.row_mask
-        if mask is None:
-            return grad.clamp(min=0) if self.guided else None
-        if grad.ndim > 0 and grad.shape[0] == mask.shape[0]:
-            return torch.where(mask.view(-1, *([1] * (grad.ndim - 1))), grad.clamp(min=0), grad)
-        return grad.clamp(min=0) if self.guided else None
+        if mask is None or grad.ndim == 0 or grad.shape[0] != mask.shape[0]:
+            return None
+        if mask.dtype == torch.bool:
+            flags = mask if rule in (None, "guided") else torch.zeros_like(mask)
+        elif rule is None:
+            flags = mask != RULES.index("standard")
+        else:
+            flags = mask == RULES.index(rule)
+        return flags.view(-1, *([1] * (grad.ndim - 1)))
+
+    def _apply(self, grad: torch.Tensor) -> torch.Tensor | None:
+        rows = self._rows(grad)
+        if rows is not None:
+            return torch.where(rows, grad.clamp(min=0), grad)
+        return grad.clamp(min=0) if self.rule != "standard" else None
+
+    def _apply_deconv(self, grad: torch.Tensor) -> torch.Tensor:
+        rows = self._rows(grad, "deconvnet")
+        if rows is not None:
+            return torch.where(rows, grad.clamp(min=0), torch.zeros_like(grad))
+        return grad.clamp(min=0) if self.rule == "deconvnet" else torch.zeros_like(grad)
 
     def describe(self, rule: Rule) -> str:
         """``standard``, ``guided`` or e.g. ``guided (SiLU: standard)``."""
         if rule == "standard" or not self.unguided:
             return rule
-        return f"guided ({', '.join(sorted(self.unguided))}: standard)"
+        return f"{rule} ({', '.join(sorted(self.unguided))}: standard)"
 
     def close(self) -> None:
         """Remove the module hooks (if any)."""

@@ -45,6 +45,35 @@ def add_layer_options(parser: argparse.ArgumentParser, what: str = "Grad-CAM's c
                    help=f"{what} by index among conv layers in execution order (-1 = last, the default)")
 
 
+def add_algorithm_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the algorithms (issue 13): smoothing, Score-CAM/Ablation-CAM channels, IG, SmoothGrad."""
+    g = parser.add_argument_group("algorithm options")
+    g.add_argument("--aug-smooth", action="store_true",
+                   help="every CAM averaged over the horizontal flip and intensities 0.9/1/1.1 (6 extra rows)")
+    g.add_argument("--eigen-smooth", action="store_true",
+                   help="every CAM as the first principal component of its weighted activations")
+    g.add_argument("--top-channels", type=int, metavar="K",
+                   help="Score-CAM and Ablation-CAM use the K most active channels (default: every channel)")
+    g.add_argument("--steps", type=int, default=32, metavar="N", help="Integrated Gradients' steps (default 32)")
+    g.add_argument("--baseline", choices=("black", "blur"), default="black",
+                   help="Integrated Gradients' baseline (default black)")
+    g.add_argument("--samples", type=int, default=32, metavar="N", help="SmoothGrad's noisy samples (default 32)")
+    g.add_argument("--noise", type=float, default=0.15, metavar="S",
+                   help="SmoothGrad's noise: sigma as a share of the input's range (default 0.15)")
+    g.add_argument("--seed", type=int, default=0, help="seed of SmoothGrad's noise (default 0): same seed, same maps")
+
+
+def algorithm_options(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    """``ViewRequest.options`` from the flags of :func:`add_algorithm_options` (validated)."""
+    from convscope.algorithms.options import Options
+
+    return Options.of({
+        "aug_smooth": args.aug_smooth, "eigen_smooth": args.eigen_smooth, "top_channels": args.top_channels,
+        "steps": args.steps, "baseline": args.baseline, "samples": args.samples, "noise": args.noise,
+        "seed": args.seed,
+    }).pairs()
+
+
 def add_class_options(parser: argparse.ArgumentParser, default_top_k: int | None) -> None:
     """``--class C`` and ``--top-k K`` (exclusive: a fixed class is one target)."""
     g = parser.add_mutually_exclusive_group()
@@ -52,6 +81,10 @@ def add_class_options(parser: argparse.ArgumentParser, default_top_k: int | None
                    help="explain this class index instead of the top predictions")
     default = f"default: {default_top_k}" if default_top_k else "default: 1"
     g.add_argument("--top-k", type=int, metavar="K", help=f"explain each of the top K predicted classes ({default})")
+    parser.add_argument("--versus", type=int, metavar="B",
+                        help="contrast: explain why the class rather than class B (the score minus B's logit)")
+    parser.add_argument("--counterfactual", action="store_true",
+                        help="explain the negated score: what speaks against the class (Grad-CAM paper)")
 
 
 def conv_layer(layers: list[LayerInfo], name: str | None, index: int | None) -> LayerInfo:

@@ -32,6 +32,8 @@ def run_targets(
     top_k: int,
     class_index: int | None = None,
     unit: Target | None = None,
+    versus: int | None = None,
+    negate: bool = False,
 ) -> list[list[Result]]:
     """Results per image and per target rank.
 
@@ -43,12 +45,14 @@ def run_targets(
         class_index: explain this class only.
         unit: the target of the input-gradient algorithms (``selection`` role) when it is a
             channel or neuron rather than the class.
+        versus: contrast every target with this class (``Target.versus``).
+        negate: explain the negated scores (``Target.negate``, the counterfactual).
 
     Returns:
         ``out[i][k]``: image i's result for its k-th target; ``out[i][0]`` carries every
         algorithm, later ranks only the class-driven ones.
     """
-    first = Target("class", class_index)
+    first = Target("class", class_index, versus=versus, negate=negate)
     req = replace(request, cam_target=first, selection_target=unit or first)
     results = [[r] for r in engine.run_batch(frames, req)]
     if class_index is not None or top_k <= 1:
@@ -63,7 +67,7 @@ def run_targets(
             if k < len(ranked):
                 groups.setdefault(ranked[k].index, []).append(i)
         for index, members in groups.items():
-            t = Target("class", index)
+            t = Target("class", index, versus=versus, negate=negate)
             req_k = replace(request, algorithms=names, cam_target=t, selection_target=t)
             for i, result in zip(members, engine.run_batch([frames[i] for i in members], req_k), strict=True):
                 results[i].append(result)
@@ -82,23 +86,37 @@ def class_of(output: MapOutput, result: Result) -> int | None:
 def resolved_target(output: MapOutput, result: Result) -> Target:
     """``output.target`` with an open class filled in."""
     if output.target.kind == "class":
-        return Target("class", class_of(output, result))
+        return replace(output.target, index=class_of(output, result))
     return output.target
 
 
 def target_slug(target: Target) -> str:
-    """A file-name part for a target: ``class285``, ``features.6_ch12``, ``classifier_n3``."""
+    """A file-name part for a target: ``class285``, ``features.6_ch12``, ``classifier_n3``;
+    a contrast adds ``_vs281``, the counterfactual ``_counterfactual``."""
     if target.kind == "class":
-        return f"class{target.index}"
-    tag = "ch" if target.kind == "channel" else "n"
-    return f"{target.layer}_{tag}{target.index}"
+        slug = f"class{target.index}"
+    else:
+        tag = "ch" if target.kind == "channel" else "n"
+        slug = f"{target.layer}_{tag}{target.index}"
+    if target.versus is not None:
+        slug += f"_vs{target.versus}"
+    return slug + ("_counterfactual" if target.negate else "")
 
 
 def describe_target(target: Target, labels: tuple[str, ...]) -> str:
-    """A caption for a target: ``class 285 Egyptian cat`` or ``features.6 channel 12``."""
+    """A caption for a target: ``class 285 Egyptian cat`` or ``features.6 channel 12``;
+    ``... vs class 281 tabby`` for a contrast, ``against ...`` for the counterfactual."""
     if target.kind == "class":
-        label = labels[target.index] if target.index is not None and 0 <= target.index < len(labels) else ""
-        if label == f"class {target.index}":  # generic labels: not "class 3 class 3"
-            label = ""
-        return f"class {target.index} {label}".strip()
-    return f"{target.layer} {target.kind} {target.index}"
+        text = _class_name(target.index, labels)
+    else:
+        text = f"{target.layer} {target.kind} {target.index}"
+    if target.versus is not None:
+        text += f" vs {_class_name(target.versus, labels)}"
+    return f"against {text}" if target.negate else text
+
+
+def _class_name(index: int | None, labels: tuple[str, ...]) -> str:
+    label = labels[index] if index is not None and 0 <= index < len(labels) else ""
+    if label == f"class {index}":  # generic labels: not "class 3 class 3"
+        label = ""
+    return f"class {index} {label}".strip()

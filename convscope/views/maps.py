@@ -9,6 +9,7 @@ header entry ``maps.<algorithm>``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,8 +113,8 @@ class MapView(View):
     def unpack(self, host: Mapping[str, Any], row: int, frame: HostFrame) -> MapOutput:
         target, layer = self.job(frame.request)
         if target.kind == "class" and target.index is None:
-            target = Target("class", frame.top1, None)
-        guided = any(g.rule == "guided" for g in self.algorithm.needs(target, layer).grads)
+            target = dataclasses.replace(target, index=frame.top1)  # keeps versus / negate
+        rules = [g.rule for g in self.algorithm.needs(target, layer).grads if g.rule != "standard"]
         lo, hi = (float(v) for v in host["range"][row])
         return MapOutput(
             algorithm=self.algorithm.name,
@@ -122,7 +123,7 @@ class MapView(View):
             image=host["image"][row],
             overlay=host["overlay"][row] if "overlay" in host else None,
             raw=host["raw"][row] if "raw" in host else None,
-            rule=frame.describe_rule("guided" if guided else "standard"),
+            rule=frame.describe_rule(rules[0] if rules else "standard"),
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
         )

@@ -25,3 +25,21 @@ def zoo():
         return cache[name]
 
     return get
+
+
+#: the input side of the small models of the reference tests (issue 13's zoo): 128 px keeps them cheap
+SMALL = 128
+
+
+@pytest.fixture(scope="session")
+def small_zoo():
+    """``small_zoo(name)``: like ``zoo`` but fed 128x128 inputs (the maps' references are size-agnostic)."""
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            weights = "default" if name == "efficientnet_lite0" else "random"
+            cache[name] = load_model(name, weights=weights, input_size=SMALL)
+        return cache[name]
+
+    return get

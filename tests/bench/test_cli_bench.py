@@ -102,3 +102,17 @@ def test_bad_input_is_one_line(capsys, argv, code, message):
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_algorithm_costs(capsys):
+    """``--algorithms``: the bare network, the bare engine and each named algorithm, with its cost
+    as a multiple of the network's median (a tiny seeded model, one frame, one round)."""
+    code = main(["bench", "--algorithms", "gradcam,integrated_gradients,scorecam", "--rounds", "1", "--warmup", "0",
+                 "--source-frames", "1", "--threads", "1", "--steps", "3", "--top-channels", "2", "--json",
+                 "-m", "resnet18", "--weights", "random", "--input-size", "64"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert list(report["cost"]) == ["network", "engine", "gradcam", "integrated_gradients", "scorecam"]
+    assert report["cost"]["network"] == 1.0 and all(v > 0 for v in report["median_ms"].values())
+    assert report["options"] == {"top_channels": 2, "steps": 3, "samples": 32}

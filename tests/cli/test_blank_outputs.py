@@ -10,13 +10,16 @@ import json
 
 import numpy as np
 from cli_helpers import cli
+from convscope.render import ALL_ZERO
 from PIL import Image
 
-from convscope.render import ALL_ZERO
+from convscope import algorithms
 from convscope.stills.sheet import TILE, Panel, contact_sheet
 
 MODEL = ("-m", "helpers.blank_models:dead_net")
-BLANK_CAMS = {"gradcam", "gradcam_pp", "guided_gradcam"}
+#: every map made of the gradient at conv2 (zero), and Ablation-CAM (zeroing a channel there changes nothing)
+BLANK_CAMS = {"gradcam", "gradcam_pp", "guided_gradcam", "hirescam", "gradcam_elementwise", "xgradcam", "layercam",
+              "eigengradcam", "ablationcam"}
 
 
 def test_a_blank_panel_is_stamped_on_the_sheet():
@@ -39,7 +42,7 @@ def test_explain_marks_blank_maps_in_report_sheet_and_stderr(capsys, chelsea_pat
         blank = o["algorithm"] in BLANK_CAMS
         assert o["empty"] is blank, o["algorithm"]
         assert o["empty_reason"] == (ALL_ZERO if blank else None)
-        if o["algorithm"] != "guided_backprop" and o["algorithm"] != "saliency":
+        if algorithms.get(o["algorithm"]).uses_layer:
             assert o["layer"] == "conv2"
     warnings = [line for line in out.err.splitlines() if line.startswith("warning: ")]
     assert sorted(warnings) == sorted(f"warning: {a} at conv2 for class {item['outputs'][0]['target']['class']}"

@@ -18,6 +18,8 @@ from convscope.models import load_model
 from convscope.stills.inputs import read_image
 
 MODEL = ("-m", "efficientnet_lite0")
+#: few rows for the batched-row methods (the CLI's defaults: every channel, 32 steps and samples)
+CHEAP = ("--top-channels", "4", "--steps", "4", "--samples", "4")
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 # Drawn by hand on skimage's chelsea (451 x 300): the cat's head (ears at the top edge, chin at
 # the bottom), which leaves out the blurred room on the right and the chest at the bottom left.
@@ -73,7 +75,7 @@ def test_gradcam_separates_cat_and_coffee_side_by_side(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path):
-    report = _explain(capsys, chelsea_path, tmp_path, "--top-k", "2", "--save-raw")
+    report = _explain(capsys, chelsea_path, tmp_path, "--top-k", "2", "--save-raw", *CHEAP)
     names = set(algorithms.names())
     assert set(report) == {"model", "items"} and "efficientnet_lite0" in report["model"]
     (item,) = report["items"]
@@ -110,14 +112,15 @@ def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path)
 
 
 def test_explain_equals_engine_run(capsys, chelsea_path, tmp_path):
-    report = _explain(capsys, chelsea_path, tmp_path, "--save-raw")
+    report = _explain(capsys, chelsea_path, tmp_path, "--save-raw", *CHEAP)
     (item,) = report["items"]
     bundle = load_model("efficientnet_lite0")
     engine = Engine(bundle)
     try:
         # explain's default layer is the one that feeds the head: bn2 (after conv_head's BN and ReLU6)
         request = ViewRequest(cam_layer="bn2", algorithms=tuple(algorithms.names()),
-                              cam_target=Target("class"), selection_target=Target("class"), keep_raw=True)
+                              cam_target=Target("class"), selection_target=Target("class"), keep_raw=True,
+                              options=(("top_channels", 4), ("steps", 4), ("samples", 4)))
         result = engine.run(read_image(chelsea_path), request)
     finally:
         getattr(engine, "close", lambda: None)()
