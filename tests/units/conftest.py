@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage import data
@@ -29,3 +31,19 @@ def photos() -> dict[str, np.ndarray]:
     """A few real photos of different sizes and aspect ratios."""
     return {"chelsea": data.chelsea(), "coffee": data.coffee(), "astronaut": data.astronaut()[::2, ::2].copy(),
             "rocket": data.rocket()}
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory, photos) -> Path:
+    """Six real photos (about 160 px, JPEG), two in a subfolder."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    names = ["chelsea", "coffee", "astronaut", "rocket"]
+    extra = {"camera": data.camera(), "cells": data.immunohistochemistry()}
+    for name, im in [(n, photos[n]) for n in names] + list(extra.items()):
+        img = Image.fromarray(im).convert("RGB")
+        img.thumbnail((160, 160))
+        img.save(root / ("sub/" if name in ("rocket", "cells") else "") / f"{name}.jpg", quality=92)
+    return root
