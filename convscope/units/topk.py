@@ -8,7 +8,7 @@ whatever the length of the session.
 
 **No near-duplicates.** A video repeats itself: consecutive frames are near-identical, and the top-9
 of a unit would be nine copies of one patch. Frames get a *scene* id: a frame whose 16x16 grey
-thumbnail differs from the previous frame's by less than ``dedup`` grey levels (mean absolute
+thumbnail (of a ~64 px subsample) differs from the previous frame's by less than ``dedup`` grey levels (mean absolute
 difference) keeps the previous frame's scene, any other frame starts a new one. A candidate
 *conflicts* with a kept entry of the same scene whose box overlaps its own by more than ``overlap``
 (intersection over union); then it replaces the best such entry only when it beats it (and drops the
@@ -100,7 +100,8 @@ class TopKTracker:
             if len(frame_ids):
                 self._last_scene = int(frame_ids[-1])
             return frame_ids.clone()
-        thumbs = F.adaptive_avg_pool2d(images.float().mean(1, keepdim=True), 16).flatten(1)
+        step = max(1, min(images.shape[-2:]) // 64)  # a 64-ish px subsample is plenty for a 16x16 thumbnail
+        thumbs = F.adaptive_avg_pool2d(images[:, :, ::step, ::step].float(), 16).mean(1).flatten(1)
         prev = thumbs[:-1] if self._thumb is None else torch.cat([self._thumb[None], thumbs[:-1]])
         diffs = (thumbs[-len(prev):] - prev).abs().mean(1).tolist()
         if self._thumb is None:
