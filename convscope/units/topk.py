@@ -66,11 +66,12 @@ class TopKTracker:
         dedup: mean absolute difference of 16x16 grey thumbnails (0..255) under which a frame
             counts as the same scene as the previous one (0: never).
         device: where the state lives (the activations' device).
+        history: per-frame maxima kept per channel for a histogram (a ring of the last N frames; 0: none).
     """
 
     def __init__(self, channels: int, k: int = 9, *, rf: ReceptiveField | None = None,
                  input_size: tuple[int, int] | None = None, patch: int = 48, overlap: float = 0.3,
-                 dedup: float = 3.0, device: torch.device | str = "cpu") -> None:
+                 dedup: float = 3.0, device: torch.device | str = "cpu", history: int = 0) -> None:
         if k < 1:
             raise ValueError(f"k must be 1 or more, got {k}")
         dev = torch.device(device)
@@ -89,6 +90,8 @@ class TopKTracker:
         self.total = torch.zeros(channels, dtype=torch.float64, device=dev)
         self.best = torch.full((channels,), float("-inf"), device=dev)
         self.active = torch.zeros(channels, dtype=torch.bool, device=dev)
+        self.history = torch.full((history, channels), float("nan"), device=dev) if history else None
+        self.last = torch.full((channels,), float("nan"), device=dev)  # the latest frame's maxima
         self._thumb: torch.Tensor | None = None
         self._last_scene = -1
         self._slots = torch.arange(k, device=dev)
@@ -144,6 +147,11 @@ class TopKTracker:
         vals = torch.nan_to_num(vals, nan=float("-inf"), posinf=float("inf"))
         ys, xs = where // w, where % w
         boxes = self._boxes(ys, xs, (h, w))  # B x C x 4
+        if self.history is not None:
+            n = min(b, len(self.history))
+            rows = (torch.arange(b - n, b, device=dev) + self.frames) % len(self.history)
+            self.history[rows] = vals[b - n:]
+        self.last = vals[-1].clone()
         self.frames += b
         finite = torch.isfinite(vals)
         self.total += torch.where(finite, vals, 0).double().sum(0)
@@ -218,9 +226,24 @@ class TopKTracker:
         """Per channel, the mean over frames of its maximum."""
         return (self.total / max(self.frames, 1)).float()
 
+    def histogram(self, channel: int, bins: int = 32) -> tuple[list[int], float, float]:
+        """Counts of the channel's per-frame maxima over the kept history, and the range they span."""
+        if self.history is None:
+            raise ValueError("this tracker keeps no history (history=0)")
+        v = self.history[:, channel]
+        v = v[torch.isfinite(v)]
+        if not v.numel():
+            return [0] * bins, 0.0, 0.0
+        lo, hi = float(v.min()), float(v.max())
+        counts = torch.histc(v.float(), bins=bins, min=lo, max=hi if hi > lo else lo + 1)
+        return [int(c) for c in counts.tolist()], lo, hi
+
     @property
     def nbytes(self) -> int:
-        tensors = [self.score, self.frame, self.scene, self.pos, self.box, self.total, self.best, self.active]
+        tensors = [self.score, self.frame, self.scene, self.pos, self.box, self.total, self.best, self.active,
+                   self.last]
+        if self.history is not None:
+            tensors.append(self.history)
         if self.patches is not None:
             tensors.append(self.patches)
         return sum(t.numel() * t.element_size() for t in tensors)
