@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
-from convscope.errors import UsageError
+from convscope.errors import InputError, UsageError
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     opts = UnitsOptions(layers=tuple(args.layer), top_k=args.top_k, batch_size=args.batch_size, every=args.every,
                         channels=args.channels, vis=args.vis, vis_steps=args.vis_steps, vis_size=args.vis_size,
                         restart=args.restart)
+    if not Path(args.input).expanduser().exists():  # before the model loads
+        raise InputError(f"input not found: {args.input}")
     bundle = load_model_from_args(args)
     units = UnitsRun(bundle, args.input, args.output, opts, progress=False if args.quiet else None)
     if not args.quiet:
