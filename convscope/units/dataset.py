@@ -139,23 +139,28 @@ class UnitsRun:
         for la in self.layers:
             if opts.channels is not None and max(opts.channels) >= (la.channels or 0):
                 raise UsageError(f"--channels: {la.name} has {la.channels} channels (0..{(la.channels or 1) - 1})")
-        self.rfs: dict[str, ReceptiveField] = {la.name: receptive_field(bundle, la) for la in self.layers}
         self.config = _config(bundle, self.layers, opts)
         self.state_path = self.outdir / ".units" / "state.pt"
         self.items: list[dict] = []  # index = tracker frame id: {"key", "source", "frame", "hw"}
         self.keys: dict[str, int] = {}
+        state = self._read_state()  # other settings are refused before anything is computed
+        self.rfs: dict[str, ReceptiveField] = {la.name: receptive_field(bundle, la) for la in self.layers}
         self.trackers = {la.name: TopKTracker(int(la.channels or 0), opts.top_k, rf=self.rfs[la.name], patch=0,
                                               device=bundle.device) for la in self.layers}
         self.stats = RunStats()
-        self._load_state()
+        if state is not None:
+            self.items = state["items"]
+            self.keys = {it["key"]: i for i, it in enumerate(self.items)}
+            for name, tracker in self.trackers.items():
+                tracker.load_state_dict(state["trackers"][name])
 
     # -- state -------------------------------------------------------------------------------
-    def _load_state(self) -> None:
+    def _read_state(self) -> dict | None:
         if not self.state_path.exists():
-            return
+            return None
         if self.opts.restart:
             self.state_path.unlink()
-            return
+            return None
         try:
             state = torch.load(self.state_path, map_location="cpu", weights_only=False)
         except Exception as exc:  # a state we cannot read is not worth keeping
@@ -163,10 +168,7 @@ class UnitsRun:
         if state.get("config") != self.config:
             raise UsageError(f"{self.outdir} holds a units run with other settings "
                              f"({state.get('config')}); use another OUTDIR or --restart")
-        self.items = state["items"]
-        self.keys = {it["key"]: i for i, it in enumerate(self.items)}
-        for name, tracker in self.trackers.items():
-            tracker.load_state_dict(state["trackers"][name])
+        return state
 
     def _save_state(self) -> None:
         ensure_dir(self.state_path.parent)

@@ -26,6 +26,7 @@ preprocessing resize / crop (:func:`convscope.models.preprocess.geometry`).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -432,7 +433,24 @@ def _inside(inner: Box | None, outer: Box) -> bool:
     return inner[0] >= outer[0] and inner[1] >= outer[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
 
 
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def receptive_field(
+    bundle: ModelBundle, layer: LayerInfo, method: Literal["auto", "architecture", "gradient"] = "auto",
+) -> ReceptiveField:
+    """The receptive field of a spatial layer, cached per (module, input size, layer, method).
+
+    See :func:`compute_receptive_field`.
+    """
+    key = (tuple(bundle.preprocessing.input_size), layer.name, tuple(layer.grid or ()), method)
+    per_module = _CACHE.setdefault(bundle.module, {})
+    if key not in per_module:
+        per_module[key] = compute_receptive_field(bundle, layer, method)
+    return per_module[key]
+
+
+def compute_receptive_field(
     bundle: ModelBundle, layer: LayerInfo, method: Literal["auto", "architecture", "gradient"] = "auto",
 ) -> ReceptiveField:
     """The receptive field of a spatial layer.

@@ -12,7 +12,6 @@ from convscope.units.receptive_field import _Stop, input_gradient_support, recep
 
 # (model, layer, the textbook receptive field size at that layer)
 CASES = [
-    ("resnet50", "layer2.0.conv2", 43),
     ("resnet50", "layer3", 267),
     ("vgg16", "features.16", 44),
     ("efficientnet_lite0", "blocks.1", 19),
