@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from convscope.cli.main import main
 from convscope.errors import UsageError
 from convscope.models import discover_layers, load_model
 from convscope.models.preprocess import to_input
@@ -17,8 +16,6 @@ from convscope.stills.inputs import list_folder, read_image
 from convscope.units.dataset import UnitsOptions, UnitsRun
 from convscope.units.receptive_field import receptive_field, to_source
 
-ARGS = ["-m", "efficientnet_lite0", "--input-size", "96", "--layer", "blocks.1", "--layer", "blocks.3",
-        "--channels", "0-5", "--top-k", "3", "--batch-size", "2", "-q"]
 SIZE = 96
 
 
@@ -28,9 +25,11 @@ def bundle():
 
 
 @pytest.fixture(scope="module")
-def full_run(photo_folder, tmp_path_factory):
+def full_run(photo_folder, tmp_path_factory, bundle):
+    """The uninterrupted run (the command line itself is exercised by tests/e2e/test_units_page.py)."""
     out = tmp_path_factory.mktemp("units_full")
-    assert main(["units", "-i", str(photo_folder), "-o", str(out), *ARGS]) == 0
+    opts = UnitsOptions(layers=("blocks.1", "blocks.3"), top_k=3, batch_size=2, channels=tuple(range(6)))
+    UnitsRun(bundle, photo_folder, out, opts, progress=False).run()
     return out
 
 
