@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(interleaved per frame, --rounds rounds over --source-frames frames); names: "
                    + ", ".join(algorithms.names()))
     add_algorithm_options(p)
+    p.add_argument("--units", action="store_true",
+                   help="measure instead what the unit explorer's live top-k update costs per frame, as a share of "
+                   "the dashboard's frame (default layer, every channel; --frames N frames, default 60)")
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                          rounds=args.rounds, warmup=args.warmup)
     frames = decode_frames(args.source, args.source_frames)
     bundle = load_model_from_args(args)
+    if args.units:
+        return _run_units(args, bundle, frames)
     threads = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -107,4 +112,20 @@ def _run_algorithms(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     print(json.dumps(costs.as_dict()) if args.json else costs.format_text())
+    sys.stdout.flush()
+    return 0
+
+
+def _run_units(args: argparse.Namespace, bundle, frames) -> int:
+    from convscope.bench.units import run_units_bench
+
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        report = run_units_bench(bundle, frames, count=args.frames or 60, warmup=args.warmup)
+    finally:
+        torch.set_num_threads(threads)
+    print(json.dumps(report.as_dict()) if args.json else report.format_text())
+    sys.stdout.flush()
     return 0

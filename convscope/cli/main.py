@@ -17,7 +17,8 @@ from convscope.cli.common import ArgumentParser
 from convscope.errors import ConvscopeError
 
 # Order = order in `convscope --help`.
-SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "record", "gradcam", "guided_backprop", "explain")
+SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "record", "gradcam", "guided_backprop", "explain",
+               "units")
 
 
 def build_parser() -> ArgumentParser:

@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 from cli_helpers import cli
-from convscope.render import ALL_ZERO
 from PIL import Image
 
 from convscope import algorithms
+from convscope.render import ALL_ZERO
 from convscope.stills.sheet import TILE, Panel, contact_sheet
 
 MODEL = ("-m", "helpers.blank_models:dead_net")
