@@ -96,6 +96,7 @@ class Pipeline:
         self.error: str | None = None
         self.frames = 0
         self.replaced = 0  # results the encoder never saw because a newer one came first
+        self.last_result = None  # the newest Result (convscope.live's snapshot())
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -169,6 +170,7 @@ class Pipeline:
             t0 = time.perf_counter()
             result = self.engine.run(image, state.to_request())
             self._run_s.append(time.perf_counter() - t0)
+            self.last_result = result
         except Exception as exc:
             self._fail(exc)
             return
