@@ -49,10 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     inputs, layout = session.open_io(args)
     top_k_given = 1 if args.class_index is not None else (args.top_k or DEFAULT_TOP_K)
-    if inputs.kind == "image":  # fail before the model loads when an output exists
-        items = list(inputs.items)
-        inputs.items = iter(items)
-        layout.check_free([layout.image_path_unclaimed(items[0], f"_{k}") for k in range(top_k_given)])
+    session.check_outputs_free(inputs, layout, [f"_{k}" for k in range(top_k_given)])
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
     top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, DEFAULT_TOP_K)

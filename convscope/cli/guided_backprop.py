@@ -62,10 +62,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     inputs, layout = session.open_io(args)
-    if inputs.kind == "image":  # fail before the model loads when the output exists
-        items = list(inputs.items)
-        inputs.items = iter(items)
-        layout.check_free([layout.image_path_unclaimed(items[0])])
+    session.check_outputs_free(inputs, layout, [""])
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
     style = style_of(args)

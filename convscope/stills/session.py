@@ -19,7 +19,7 @@ from convscope.engine import Engine, Result
 from convscope.engine.result import MapOutput
 from convscope.errors import InputError
 from convscope.models import LayerInfo, ModelBundle, discover_layers
-from convscope.stills.inputs import InputSet, expand_input
+from convscope.stills.inputs import InputSet, Item, expand_input
 from convscope.stills.outputs import (
     Journal,
     Layout,
@@ -48,6 +48,8 @@ def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputS
     inputs = expand_input(args.input, args.every)
     overwrite = bool(getattr(args, "overwrite", False))
     layout = plan_layout(inputs.kind, args.output, getattr(args, "ext", None), folder_only, overwrite)
+    if inputs.kind != "image" and not layout.video:
+        layout.check_free([layout.base / Journal.NAME])
     if inputs.kind == "folder":
         items = list(inputs.items)
         inputs.items = iter(items)
@@ -60,9 +62,21 @@ def open_io(args: argparse.Namespace, folder_only: bool = False) -> tuple[InputS
             names = " and ".join(rels)
             outs = ", ".join(layout.names[r] for r in rels)
             print(f"note: {names} share a name; their outputs keep the extension: {outs}", file=sys.stderr)
-    if inputs.kind != "image":
-        layout.check_free([layout.base / Journal.NAME])
     return inputs, layout
+
+
+def check_outputs_free(inputs: InputSet, layout: Layout, suffixes: list[str]) -> None:
+    """Fail before the model loads when an output whose name is known in advance exists: one
+    image's files, or a video's output videos (``suffixes``: ``_0``, ``_1`` ... or ``""``)."""
+    if inputs.kind == "image":
+        items = list(inputs.items)
+        inputs.items = iter(items)
+        first = items[0]
+    elif layout.video:
+        first = Item("video", inputs.source or layout.base, 0)
+    else:
+        return
+    layout.check_free([layout.image_path_unclaimed(first, suffix) for suffix in suffixes])
 
 
 def journal(layout: Layout, inputs: InputSet) -> Journal | None:
