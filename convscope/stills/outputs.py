@@ -254,13 +254,16 @@ class Journal:
 
     def __init__(self, layout: Layout):
         self.layout = layout
-        self.path = layout.claim(ensure_dir(layout.base) / self.NAME)
-        try:
-            self._file = self.path.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self.path = layout.base / self.NAME
+        self._file = None  # opened with the first item: a run that fails before it leaves nothing
 
     def add(self, item: Item, predictions: list[dict], files: list[Path], **extra) -> None:
+        if self._file is None:
+            self.layout.claim(self.path)
+            try:
+                self._file = ensure_dir(self.layout.base).joinpath(self.NAME).open("w", encoding="utf-8")
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         entry = {"input": relative(item.path, self.layout.base)}
         if item.frame is not None:
             entry["frame"] = item.frame
@@ -269,7 +272,8 @@ class Journal:
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def predictions_json(result) -> list[dict]:
