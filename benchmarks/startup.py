@@ -32,6 +32,7 @@ from convscope.models import load_model  # the same network and weights as convs
 
 image_path, out_path = sys.argv[1], sys.argv[2]
 model = load_model("efficientnet_lite0").module
+model.requires_grad_(True)  # as a freshly built torchvision/timm model is (load_model freezes it)
 rgb = cv2.imread(image_path, 1)[:, :, ::-1]
 rgb = np.float32(cv2.resize(rgb, (224, 224))) / 255
 x = preprocess_image(rgb, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
