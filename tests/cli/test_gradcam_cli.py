@@ -75,7 +75,9 @@ def test_video_every_n(capsys, tmp_path, video_factory):
     out = cli(capsys, "gradcam", "-i", video, "-o", tmp_path / "frames", "--every", "5", "--top-k", "1", *MODEL)
     assert out.code == 0, out.err
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
-    assert names == ["clip_000000_0.png", "clip_000005_0.png", "clip_000010_0.png"]
+    assert names == ["clip_000000_0.png", "clip_000005_0.png", "clip_000010_0.png", "results.jsonl"]
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "frames" / "results.jsonl").read_text().splitlines()]
+    assert frames == [0, 5, 10]
 
 
 @pytest.mark.parametrize("args,expected", [
