@@ -3,7 +3,9 @@ pytorch-grad-cam ``cam.py``-style script, same model (EfficientNet-Lite0, ImageN
 image (skimage's chelsea), same layer (bn2, the map that feeds the head), process start-up included.
 
 The two commands run interleaved (A B A B ...) so that load on a shared machine hits both alike;
-the medians and their ratio are printed as a README table row.
+the medians and their ratio are printed as a README table row. Besides the wall time, each
+command's CPU time (user + system of the child process) is reported: on a shared, loaded machine
+it is the steadier of the two.
 
     .venv/bin/python benchmarks/startup.py --repeats 5
 """
@@ -11,6 +13,7 @@ the medians and their ratio are printed as a README table row.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,13 +46,16 @@ cv2.imwrite(out_path, show_cam_on_image(rgb, grayscale, use_rgb=True)[:, :, ::-1
 '''
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds)`` of one run of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -71,19 +77,20 @@ def main() -> None:
         "convscope gradcam --size model": [*ours, "--size", "model", "-o", str(tmp / "ours224.png")],
         "pytorch-grad-cam cam.py-style": [sys.executable, str(script), str(image), str(tmp / "theirs.png")],
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     timed(variants["pytorch-grad-cam cam.py-style"])  # warm the page cache for both, not counted
     timed(variants["convscope gradcam (input size)"])
     for r in range(args.repeats):
         for name, cmd in variants.items():
             times[name].append(timed(cmd))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), file=sys.stderr)
-    ref = statistics.median(times["pytorch-grad-cam cam.py-style"])
-    print("| command | median wall time (s) | / pytorch-grad-cam |")
-    print("|---|---|---|")
+        print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.2f} s ({t[-1][1]:.2f} s CPU)"
+                                             for n, t in times.items()), file=sys.stderr, flush=True)
+    ref = [statistics.median(v[i] for v in times["pytorch-grad-cam cam.py-style"]) for i in (0, 1)]
+    print("| command | median wall time (s) | / pytorch-grad-cam | median CPU time (s) | / pytorch-grad-cam |")
+    print("|---|---|---|---|---|")
     for name, values in times.items():
-        med = statistics.median(values)
-        print(f"| {name} | {med:.2f} | {med / ref:.2f} |")
+        wall, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
+        print(f"| {name} | {wall:.2f} | {wall / ref[0]:.2f} | {cpu:.2f} | {cpu / ref[1]:.2f} |")
 
 
 if __name__ == "__main__":
