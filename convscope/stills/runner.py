@@ -5,8 +5,8 @@ decoding, batching, the images/s bar, and turning unreadable files into a warnin
 ``--strict``, into an error), so every command treats bad inputs the same way.
 
 On a terminal the progress is a tqdm bar; when stderr is a log file or a pipe (CI, ``nohup``,
-``docker logs``) it is plain ``convscope: 16/32 images, 7.9 img/s`` lines instead, after the
-first batch, then every :data:`LOG_EVERY` seconds and at the end.
+``docker logs``) it is plain ``convscope: 16/32 images, 7.9 img/s`` lines instead, every
+:data:`LOG_EVERY` seconds and at the end.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class _LogProgress:
     def update(self, n: int) -> None:
         self.n += n
         now = time.perf_counter()
-        if self.last is None or now - self.last >= LOG_EVERY:
+        if now - (self.last if self.last is not None else self.start) >= LOG_EVERY:
             self.line(now)
 
     def line(self, now: float | None = None) -> None:

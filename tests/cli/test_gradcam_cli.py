@@ -66,7 +66,8 @@ def test_folder_with_a_corrupt_file(capsys, photo_folder, tmp_path):
     again = cli(capsys, "gradcam", "-i", photo_folder, "-o", dest, "--top-k", "1", *MODEL)
     assert "results.jsonl exists: pass --overwrite" in one_line_error(again)
 
-    strict = cli(capsys, "gradcam", "-i", photo_folder, "-o", tmp_path / "strict", "--strict", "--top-k", "1", *MODEL)
+    strict = cli(capsys, "gradcam", "-i", photo_folder, "-o", tmp_path / "strict", "--strict", "--top-k", "1",
+                 "-q", *MODEL)  # -q: no progress lines in the log before the error
     assert "img99_broken.png" in one_line_error(strict)
 
 
