@@ -8,10 +8,16 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-# Torch first, pinned: on the dev machines these versions come from the local disk.
+# Torch first, pinned: on the dev machines these versions come from the local disk. A torch that is
+# already in the venv (e.g. a CPU-only build put there first, see the README) is kept as it is.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	@if $(PY) -c "import torch, torchvision" 2>/dev/null; then \
+		echo "make setup: keeping the installed torch $$($(PY) -c 'import torch; print(torch.__version__)')"; \
+	else \
+		$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS); \
+	fi
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,onnx]'
 	@touch $(STAMP)
 
@@ -32,7 +38,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not e2e and not stream and not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check convscope tests benchmarks
+	$(VENV)/bin/ruff check convscope tests benchmarks scripts examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -25,10 +25,13 @@ from convscope.stills.options import (
     add_colormap_option,
     add_io_options,
     add_layer_options,
+    add_style_options,
     algorithm_options,
     check_class,
     check_top_k,
     conv_layer,
+    engine_colormap,
+    style_of,
     unit_of,
 )
 from convscope.stills.outputs import Layout, relative, write_image, write_json, write_npy
@@ -57,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algorithms", default="all", metavar="A,B,...|all",
                    help="comma-separated algorithm names, or all (default: all; listed below)")
     add_colormap_option(p)
+    add_style_options(p)
     add_layer_options(p, "the CAM algorithms' conv layer")
     add_class_options(p, 1)
     add_algorithm_options(p)
@@ -88,17 +92,22 @@ def parse_algorithms(text: str) -> tuple[str, ...]:
 class _Writer:
     """Writes one item's maps, sheet and raw arrays, and keeps its report entry."""
 
-    def __init__(self, layout: Layout, labels: tuple[str, ...], model: str, save_raw: bool):
-        self.layout, self.labels, self.model, self.save_raw = layout, labels, model, save_raw
+    def __init__(self, layout: Layout, bundle, save_raw: bool, style, sink: session.Sink):
+        self.layout, self.labels, self.model, self.save_raw = layout, bundle.labels, bundle.name, save_raw
+        self.bundle, self.style, self.sink = bundle, style, sink
         self.items: list[dict] = []
         self.warnings: list[str] = []  # one line per blank map, printed as the run goes
 
-    def item(self, item: Item, results: list[Result]) -> None:
+    def write(self, path, image):
+        return write_image(self.layout.claim(path), image)
+
+    def item(self, item: Item, results: list[Result], frame) -> None:
         folder = self.layout.folder(item)
         first = results[0]
         tensor_path = None
         if self.save_raw and first.input_tensor is not None:
-            tensor_path = relative(write_npy(folder / "input_tensor.npy", first.input_tensor), self.layout.base)
+            tensor_path = relative(write_npy(self.layout.claim(folder / "input_tensor.npy"), first.input_tensor),
+                                   self.layout.base)
         panels = [
             Panel(first.input, ("input", item.rel, f"{first.input.shape[1]}x{first.input.shape[0]} as the model sees it")),
             Panel(predictions_panel([(p.index, p.label, p.probability) for p in first.predictions]),
@@ -109,10 +118,11 @@ class _Writer:
             for name, output in result.maps.items():
                 target = resolved_target(output, result)
                 stem = f"{name}_{target_slug(target)}"
-                image = write_image(folder / f"{stem}.png", session.picture(output))
+                drawn = session.draw(output, result, frame, self.bundle, self.style)
+                image = self.write(folder / f"{stem}.png", drawn)
                 raw = None
                 if self.save_raw and output.raw is not None:
-                    raw = relative(write_npy(folder / f"{stem}.npy", output.raw), self.layout.base)
+                    raw = relative(write_npy(self.layout.claim(folder / f"{stem}.npy"), output.raw), self.layout.base)
                 empty = getattr(output, "empty", None)
                 outputs.append({"algorithm": name, "target": target.as_dict(), "layer": output.layer,
                                 "image": relative(image, self.layout.base), "raw": raw,
@@ -122,7 +132,7 @@ class _Writer:
                                                                 None if self.layout.flat else item.rel))
                 title = getattr(algorithms.get(name), "title", name)
                 heading = f"{title} · {output.layer}" if output.layer else title
-                panels.append(Panel(session.picture(output), (heading, describe_target(target, self.labels),
+                panels.append(Panel(drawn, (heading, describe_target(target, self.labels),
                                                                f"layer {output.layer} · {output.rule}"
                                                                if output.layer else output.rule), empty))
         shown = []
@@ -131,12 +141,12 @@ class _Writer:
             if view is None or not view.stills or view.required:
                 continue
             for suffix, picture in panel.images().items():
-                path = write_image(folder / f"{panel.view}{suffix}.png", picture)
+                path = self.write(folder / f"{panel.view}{suffix}.png", picture)
                 shown.append({"view": panel.view, "image": relative(path, self.layout.base),
                               "empty": panel.empty is not None, "empty_reason": panel.empty})
                 panels.append(Panel(picture, (view.title, f"view {panel.view}"), panel.empty))
         sheet = contact_sheet(f"{item.rel} · {self.model}", panels)
-        write_image(folder / "summary.png", sheet)
+        sheet_path = self.write(folder / "summary.png", sheet)
         entry = {
             "input": relative(item.path, self.layout.base),
             "input_tensor": tensor_path,
@@ -149,6 +159,9 @@ class _Writer:
         if item.frame is not None:
             entry["frame"] = item.frame
         self.items.append(entry)
+        top = first.predictions[0] if first.predictions else None
+        said = f"class {top.index} {top.label} (p={top.probability:.3f})" if top else "no predictions"
+        self.sink.item(item, first, [said], [sheet_path])
 
     def report(self) -> dict:
         return {"model": self.model, "items": self.items}
@@ -157,11 +170,13 @@ class _Writer:
 def run(args: argparse.Namespace) -> int:
     names = parse_algorithms(args.algorithms)
     inputs, layout = session.open_io(args, folder_only=True)
+    layout.check_free([layout.base / "report.json"] + ([layout.base / "summary.png"] if inputs.kind == "image" else []))
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
     versus = check_class(bundle, args.versus)
     top_k = 1 if class_index is not None else check_top_k(bundle, args.top_k, 1)
-    writer = _Writer(layout, bundle.labels, bundle.name, args.save_raw)
+    sink = session.Sink(layout, inputs, args.quiet)
+    writer = _Writer(layout, bundle, args.save_raw, style_of(args), sink)
     with session.engine_for(bundle) as engine:
         layers = session.layers(engine, bundle)
         cam_layer = conv_layer(layers, args.layer, args.conv_index)
@@ -175,20 +190,23 @@ def run(args: argparse.Namespace) -> int:
         if unit is not None:
             unit = replace(unit, versus=versus, negate=args.counterfactual)
         request = ViewRequest(cam_layer=cam_layer.name, algorithms=names, panels=views.for_stills(),
-                              top_k=max(top_k, 5), keep_raw=args.save_raw,
-                              colormap=args.colormap, options=algorithm_options(args))
+                              top_k=max(top_k, 5), keep_raw=True, colormap=engine_colormap(args),
+                              options=algorithm_options(args))
 
         def process(items, frames) -> None:
-            for item, results in zip(items, run_targets(engine, frames, request, top_k, class_index, unit,
-                                                             versus, args.counterfactual), strict=True):
-                writer.item(item, results)
+            targets = run_targets(engine, frames, request, top_k, class_index, unit, versus, args.counterfactual)
+            for item, frame, results in zip(items, frames, targets, strict=True):
+                writer.item(item, results, frame)
             for line in writer.warnings:
                 print(line, file=sys.stderr)
             writer.warnings.clear()
 
-        summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
-                            progress=False if args.quiet else None)
-    report = write_json(layout.base / "report.json", writer.report())
+        try:
+            summary = run_items(inputs, process, batch_size=args.batch_size, strict=args.strict,
+                                progress=False if args.quiet else None)
+        finally:
+            sink.close()
+    report = write_json(layout.claim(layout.base / "report.json"), writer.report())
     if not args.quiet:
         count = sum(len(i["outputs"]) for i in writer.items)
         print(f"wrote {count} map(s) for {summary.done} image(s), summary.png and {report}", file=sys.stderr)

@@ -7,12 +7,12 @@ print one line; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
 import traceback
 
-from convscope import __version__
 from convscope.cli.common import ArgumentParser
 from convscope.errors import ConvscopeError
 
@@ -21,12 +21,22 @@ SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "record", "gradcam"
                "units")
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import convscope
+
+        print(f"convscope {convscope.__version__}")
+        parser.exit()
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="convscope",
         description="See what a convolutional network does: live dashboard, Grad-CAM, guided backprop.",
     )
-    parser.add_argument("--version", action="version", version=f"convscope {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in SUBCOMMANDS:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
 from convscope.cli.common import add_command
 from convscope.errors import SourceError
-from convscope.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from convscope.sources import Source
 
 
 def _positive(text: str) -> float:
@@ -76,6 +79,8 @@ def read_for(source: Source, seconds: float) -> tuple[int, float]:
 
 def run(args: argparse.Namespace) -> int:
     opened = time.monotonic()
+    from convscope.sources import open_source  # PyAV: imported only when a source is opened
+
     with open_source(
         args.source, realtime=False, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         max_reconnects=args.max_reconnects,

@@ -109,6 +109,7 @@ class Pipeline:
         self._snapshots: list[Callable[[dict | None, str | None], None]] = []
         self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
         self._paused_drops: int | None = None
+        self.last_result: Result | None = None  # the newest Result (convscope.live's snapshot())
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -239,6 +240,7 @@ class Pipeline:
             t0 = time.perf_counter()
             result = self.engine.run(image, state.to_request())
             self._run_s.append(time.perf_counter() - t0)
+            self.last_result = result
         except Exception as exc:
             self._fail(exc)
             return

@@ -72,6 +72,7 @@ class InputSet:
     root: Path
     items: Iterator[Item]
     count: int | None  # None when unknown in advance (videos without a frame count)
+    source: Path | None = None  # the video file, for its frame rate
 
 
 class Unreadable(Exception):
@@ -207,7 +208,7 @@ def _video(path: Path, every: int) -> InputSet:
             if close is not None:
                 close()
 
-    return InputSet("video", path.parent, frames(), count)
+    return InputSet("video", path.parent, frames(), count, path)
 
 
 def _frame_count(path: Path) -> int | None:

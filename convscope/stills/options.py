@@ -27,14 +27,47 @@ def add_io_options(parser: argparse.ArgumentParser, output_help: str) -> None:
     g.add_argument("--ext", metavar="EXT", help="image format of the outputs, e.g. png or jpg "
                    "(default: the output name's, else the input's, else png)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-image lines")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (default: stop with an error before replacing any)")
     g.add_argument("--max-pixels", type=count_arg, default=None, metavar="N",
                    help="largest image (width x height) to decode, checked from its header "
                    "(default: Pillow's 89,478,485, or CONVSCOPE_MAX_PIXELS)")
 
 
 def add_colormap_option(parser: argparse.ArgumentParser) -> None:
-    """``--colormap``, with the names the engine's renderer knows."""
-    parser.add_argument("--colormap", choices=COLORMAPS, default="jet", help="colormap of heatmaps (default: jet)")
+    """``--colormap``, with the names the engine's renderer knows, and ``auto`` (one per kind of map)."""
+    parser.add_argument("--colormap", choices=("auto", *COLORMAPS), default="auto", metavar="NAME",
+                        help="colormap of the maps: auto (jet for Grad-CAM-like heatmaps, inferno for "
+                        "magnitudes such as saliency, RdBu_r for signed gradients) or one of "
+                        f"{', '.join(COLORMAPS)} (default: auto)")
+
+
+def add_style_options(parser: argparse.ArgumentParser, gradients: bool = True) -> None:
+    """``--size``, ``--annotate`` and ``--gradients``: how still outputs look."""
+    g = parser.add_argument_group("pictures")
+    g.add_argument("--size", choices=("input", "model"), default="input",
+                   help="input: maps and overlays at the input's own resolution and aspect ratio (default); "
+                   "model: at the network's input size (224x224 for most models)")
+    g.add_argument("--annotate", action="store_true",
+                   help="add a caption (class, probability, method, layer) and a colour bar to each picture")
+    if gradients:
+        g.add_argument("--gradients", choices=("rgb", "signed"), default="rgb",
+                       help="input gradients (guided backprop ...) as the usual RGB picture around grey, or "
+                       "signed: summed over colours, diverging colormap with white at zero (default: rgb)")
+
+
+def style_of(args: argparse.Namespace):
+    """The :class:`convscope.stills.present.Style` the flags ask for."""
+    from convscope.stills.present import Style
+
+    return Style(size=getattr(args, "size", "input"), colormap=getattr(args, "colormap", "auto"),
+                 annotate=bool(getattr(args, "annotate", False)), gradients=getattr(args, "gradients", "rgb"))
+
+
+def engine_colormap(args: argparse.Namespace) -> str:
+    """The colormap the engine itself renders with (the stills redraw from the raw maps)."""
+    name = getattr(args, "colormap", "auto")
+    return "jet" if name == "auto" else name
 
 
 def add_layer_options(parser: argparse.ArgumentParser, what: str = "Grad-CAM's conv layer") -> None:

@@ -89,7 +89,7 @@ def test_report_schema_raw_maps_and_input_tensor(capsys, chelsea_path, tmp_path)
         assert set(output) == {"algorithm", "target", "layer", "image", "raw", "empty", "empty_reason"}
         assert output["empty"] is False and output["empty_reason"] is None
         assert output["target"] in ({"class": classes[0]}, {"class": classes[1]})
-        assert Image.open(tmp_path / output["image"]).size == (224, 224)
+        assert Image.open(tmp_path / output["image"]).size == (451, 300)  # the input's own size (issue 16)
         raw = np.load(tmp_path / output["raw"])
         assert raw.dtype == np.float32 and np.isfinite(raw).all() and raw.std() > 0
         if output["algorithm"] == "gradcam":

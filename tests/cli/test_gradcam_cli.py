@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -46,13 +47,27 @@ def test_folder_with_a_corrupt_file(capsys, photo_folder, tmp_path):
         str(p.relative_to(photo_folder).with_suffix("")) + "_0" + p.suffix
         for p in photo_folder.rglob("img*") if "broken" not in p.name
     )
-    assert len(written) == 32 and written == expected
+    assert len(written) == 33 and written == sorted([*expected, "results.jsonl"])
     assert "warning: skipped 1 unreadable file(s):" in out.err
     assert "set_a/img99_broken.png" in out.err
-    for path in list(dest.rglob("*_0.*"))[:3]:
-        assert Image.open(path).size == (224, 224)
+    for path in list(dest.rglob("*_0.*"))[:3]:  # at the input's own size (issue 16)
+        source = next(photo_folder.rglob(path.name.replace("_0.", ".")))
+        assert Image.open(path).size == Image.open(source).size
+    # one line per item on stdout, and results.jsonl with the predictions and the files written
+    lines = [line for line in out.out.splitlines() if line.strip()]
+    assert len(lines) == 32 and all(" -> " in line and "(p=" in line for line in lines)
+    entries = [json.loads(line) for line in (dest / "results.jsonl").read_text().splitlines()]
+    assert len(entries) == 32
+    for entry in entries:
+        assert (dest / entry["input"]).resolve().is_file() and (dest / entry["files"][0]).is_file()
+        assert entry["predictions"][0]["probability"] >= entry["predictions"][1]["probability"]
+    # progress shows in logs too: stderr is not a terminal under capsys
+    assert "convscope: 33/33 images" in out.err and "img/s" in out.err and "1 skipped" in out.err
+    again = cli(capsys, "gradcam", "-i", photo_folder, "-o", dest, "--top-k", "1", *MODEL)
+    assert "results.jsonl exists: pass --overwrite" in one_line_error(again)
 
-    strict = cli(capsys, "gradcam", "-i", photo_folder, "-o", tmp_path / "strict", "--strict", "--top-k", "1", *MODEL)
+    strict = cli(capsys, "gradcam", "-i", photo_folder, "-o", tmp_path / "strict", "--strict", "--top-k", "1",
+                 "-q", *MODEL)  # -q: no progress lines in the log before the error
     assert "img99_broken.png" in one_line_error(strict)
 
 
@@ -61,7 +76,9 @@ def test_video_every_n(capsys, tmp_path, video_factory):
     out = cli(capsys, "gradcam", "-i", video, "-o", tmp_path / "frames", "--every", "5", "--top-k", "1", *MODEL)
     assert out.code == 0, out.err
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
-    assert names == ["clip_000000_0.png", "clip_000005_0.png", "clip_000010_0.png"]
+    assert names == ["clip_000000_0.png", "clip_000005_0.png", "clip_000010_0.png", "results.jsonl"]
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "frames" / "results.jsonl").read_text().splitlines()]
+    assert frames == [0, 5, 10]
 
 
 @pytest.mark.parametrize("args,expected", [
