@@ -131,8 +131,16 @@ class MapView(View):
             rule=frame.describe_rule(rules[0] if rules else "standard"),
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
-            rows=describe_rows(needs.rows),
+            rows=describe_rows(needs.rows, self._unsmoothed()),
         )
+
+    def _unsmoothed(self) -> str | None:
+        """Why augmentation smoothing, asked for, was not applied to this map (None: it was, or not asked)."""
+        from convscope.algorithms.options import current
+
+        if current().aug_smooth and getattr(self.algorithm, "aug_smooth", None) is False:
+            return "not aug-smoothed"
+        return None
 
 
 #: What one extra input row is, per kind of :class:`~convscope.vocabulary.Rows`.
@@ -140,10 +148,12 @@ _ROW_WORDS = {"interpolate": "steps", "noise": "noisy samples", "augment": "augm
               "mask": "masked channels", "ablate": "ablated channels"}
 
 
-def describe_rows(rows: tuple) -> str | None:
+def describe_rows(rows: tuple, note: str | None = None) -> str | None:
     """``32 masked channels · 6 augmented copies``: the rows a map took, for its caption."""
     words = []
     for r in rows:
         what = _ROW_WORDS.get(r.kind, f"{r.kind} rows")
         words.append(f"{r.count if r.count is not None else 'all'} {what}")
+    if note:
+        words.append(note)
     return " · ".join(dict.fromkeys(words)) or None
