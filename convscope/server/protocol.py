@@ -2,7 +2,10 @@
 
 Page -> server (JSON text, at most :data:`MAX_MESSAGE_BYTES`)::
 
-    {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection
+    {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection (layers, indices, the
+                                                    pinned class, ``versus`` (a contrast class),
+                                                    ``counterfactual``, ``options`` {name: value or
+                                                    null}, bounded by OPTION_BOUNDS)
     {"type": "pause", "paused": true|false}         freeze / resume the input
     {"type": "ack", "seq": N}                       frames up to N arrived (flow control)
 
