@@ -20,8 +20,8 @@
       if (li.querySelector('.vs')) continue;
       const b = document.createElement('button');
       b.type = 'button';
-      b.className = 'vs';
-      b.textContent = 'vs';
+      b.className = 'vs';  // its "vs" is drawn by CSS, so the row's text stays "label  probability"
+      b.setAttribute('aria-label', 'vs');
       b.dataset.testid = `versus-${index}`;
       b.title = `contrast: explain the class rather than “${label(index)}” (score difference)`;
       b.addEventListener('click', (e) => {
