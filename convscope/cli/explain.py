@@ -16,6 +16,7 @@ from convscope import algorithms
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.engine import Result, Target, ViewRequest
 from convscope.errors import UsageError, suggest
+from convscope.scale.options import add_ray_options
 from convscope.stills import session
 from convscope.stills.inputs import Item
 from convscope.stills.options import (
@@ -64,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-raw", action="store_true",
                    help="also write each map before normalisation and the model input tensor as float32 .npy")
     add_model_options(p)
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
@@ -140,6 +142,10 @@ class _Writer:
 
 def run(args: argparse.Namespace) -> int:
     names = parse_algorithms(args.algorithms)
+    if getattr(args, "ray", None) is not None:  # the same work on a Ray cluster (convscope.scale)
+        from convscope.scale.explain import run as run_on_ray
+
+        return run_on_ray(args, names)
     inputs, layout = session.open_io(args, folder_only=True)
     bundle = load_model_from_args(args)
     class_index = check_class(bundle, args.class_index)
