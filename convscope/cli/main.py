@@ -17,7 +17,7 @@ from convscope.cli.common import ArgumentParser
 from convscope.errors import ConvscopeError
 
 # Order = order in `convscope --help`.
-SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "gradcam", "guided_backprop", "explain")
+SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "gradcam", "guided_backprop", "explain", "evaluate")
 
 
 def build_parser() -> ArgumentParser:

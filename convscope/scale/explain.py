@@ -49,7 +49,9 @@ def prepare(args: argparse.Namespace, names: tuple[str, ...]):
 
 
 def run(args: argparse.Namespace, names: tuple[str, ...]) -> int:
-    from convscope.scale.cluster import connect, size_pool
+    from convscope.scale.cluster import connect, import_ray, size_pool
+
+    import_ray()  # fail in a second when Ray is missing, not after loading the model
     from convscope.scale.pipeline import run_pipeline
 
     inputs, layout, job, model = prepare(args, names)

@@ -13,3 +13,5 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-workers", type=int, default=None, metavar="N",
                    help="engine actors (default: one per GPU, else one per --ray-cpus CPUs)")
     g.add_argument("--ray-cpus", type=float, default=None, metavar="C", help="CPUs per engine actor (default: 1)")
+    # seconds each actor waits after a batch: lets the tests kill a worker mid-run
+    g.add_argument("--ray-batch-delay", type=float, default=0.0, help=argparse.SUPPRESS)

@@ -22,56 +22,23 @@ import numpy as np
 
 from convscope.scale import ledger
 from convscope.scale.cluster import Pool
+from convscope.scale.decode import decode_batch
 from convscope.scale.job import ExplainJob, ExplainWorker
-from convscope.stills.inputs import Item, Unreadable, read_image
-
-
-def decode_batch(row: dict, job: ExplainJob, max_pixels: int | None) -> dict:
-    """One planned batch: read, hash and decode each file; finished items carry their record instead."""
-    from convscope.pixels import set_max_pixels
-
-    set_max_pixels(max_pixels)
-    layout, fingerprint = job.layout, job.fingerprint()
-    out = []
-    for index, rel, path in json.loads(row["items"]):
-        entry = {"index": index, "rel": rel, "path": path}
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            out.append({**entry, "status": "bad", "reason": _read_error(exc)})
-            continue
-        entry["sha"] = digest = ledger.sha256(data)
-        record = ledger.finished(layout, rel, digest, fingerprint)
-        if record is not None:
-            out.append({**entry, "status": "done", "record": record})
-            continue
-        try:
-            image = read_image(path)
-        except Unreadable as exc:
-            out.append({**entry, "status": "bad", "reason": str(exc)})
-            continue
-        out.append({**entry, "status": "todo", "image": image})
-    return {"batch": row["batch"], "payload": pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)}
-
-
-def _read_error(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "no such file"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return f"cannot read ({exc.strerror or exc})"
+from convscope.stills.inputs import Item
 
 
 class EngineActor:
     """A Ray Data actor: one engine for its whole life, one planned batch per call."""
 
     def __init__(self, job: ExplainJob) -> None:
+        start = time.perf_counter()
         self.job = job
         self.worker = ExplainWorker(job)
         self.fingerprint = job.fingerprint()
         pids = job.layout.base / ledger.LEDGER / "workers"
         pids.mkdir(parents=True, exist_ok=True)
-        (pids / str(os.getpid())).write_text(str(os.getpid()))  # lets the tests find and kill a worker
+        # lets the tests find (and kill) a worker, and says what starting one cost
+        (pids / str(os.getpid())).write_text(json.dumps({"pid": os.getpid(), "start_s": time.perf_counter() - start}))
 
     def __call__(self, batch: dict) -> dict:
         results = []
@@ -105,7 +72,9 @@ def run_pipeline(ray, job: ExplainJob, batches: list[list[tuple[int, str, str]]]
     """Yield each planned batch's per-item results as they finish (in any order)."""
     rows = [{"batch": b, "items": json.dumps(items)} for b, items in enumerate(batches)]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * pool.workers)))
-    ds = ds.map(decode_batch, fn_kwargs={"job": job, "max_pixels": max_pixels}, num_cpus=0.25 if pool.gpus else 0)
+    layout = job.layout
+    where = {"base": str(layout.base), "file_stem": layout.file_stem, "ext": layout.ext, "flat": layout.flat}
+    ds = ds.map(decode_batch, fn_kwargs={"layout": where, "fingerprint": job.fingerprint(), "max_pixels": max_pixels}, num_cpus=0.25 if pool.gpus else 0)
     ds = ds.map_batches(EngineActor, fn_constructor_kwargs={"job": job}, batch_size=1, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=pool.workers), num_cpus=pool.cpus, num_gpus=pool.gpus or None)
     for row in ds.iter_rows():

@@ -1,0 +1,161 @@
+"""``convscope explain --ray`` on a local Ray: the local run's files, a killed actor, resuming, bad files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import cli
+from conftest import ALGOS, MODEL, output_files
+
+from convscope.scale import ledger
+
+# A local Ray starts a process per actor (torch, the model, an engine): seconds on an idle machine,
+# minutes on a loaded one, so the Ray tests carry a long timeout and the slow marker.
+
+
+def _ray(capsys, photos, out, *extra):
+    return cli(capsys, "explain", "-i", photos, "-o", out, *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+               "--ray", *extra)
+
+
+def test_without_ray_flag_nothing_imports_ray(photos, tmp_path):
+    """A plain explain run never imports Ray (a subprocess, so this session's Ray does not count)."""
+    image = photos / "b" / "img0_chelsea.png"
+    code = ("import sys; from convscope.cli.main import main; "
+            f"rc = main(['explain', '-i', {str(image)!r}, '-o', {str(tmp_path)!r}, '-q', '--algorithms', 'gradcam']); "
+            "assert rc == 0, rc; assert 'ray' not in sys.modules, 'ray imported'; "
+            "assert not any(m.startswith('convscope.scale.pipeline') for m in sys.modules); print('ok')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert (tmp_path / "report.json").exists()
+
+
+def test_ray_missing_is_one_line_error(capsys, photos, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = _ray(capsys, photos, tmp_path)
+    assert out.code == 2
+    assert out.err.strip().splitlines()[-1] == "error: --ray needs Ray: pip install 'convscope[ray]'"
+
+
+@pytest.fixture(scope="module")
+@pytest.mark.timeout(900)
+def ray_run(ray_session, photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ray") / "out"
+    from convscope.cli.main import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["explain", "-i", str(photos), "-o", str(out), *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+                     "--ray", "--ray-workers", "2"])
+    assert code == 0, err.getvalue()
+    return out, err.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ray_run_equals_local_run_item_by_item(ray_run, local_run):
+    local, remote = output_files(local_run), output_files(ray_run[0])
+    assert sorted(local) == sorted(remote)
+    a, b = json.loads(local["report.json"]), json.loads(remote["report.json"])
+    assert a == b
+    assert [i["input"].split("photos/")[1] for i in a["items"]] == list((
+        "a/img1_coffee.png", "a/img3_rocket.png", "a/img5_horse.png",
+        "b/img0_chelsea.png", "b/img2_astronaut.png", "b/img4_camera.png"))
+    for name, content in local.items():  # maps (.npy and .png), sheets, input tensors: byte for byte
+        assert remote[name] == content, name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bad_file_is_reported_not_fatal(ray_run):
+    err = ray_run[1]
+    assert "convscope: Ray: 7 image(s) in 4 batch(es) on 2 worker(s), 1 CPU each" in err
+    assert "wrote 12 map(s) for 6 image(s), summary.png and" in err
+    assert "warning: skipped 1 unreadable file(s):\n  zz_broken.png: corrupt image" in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_resume_skips_what_is_written_checked_by_content(capsys, ray_run, photos, local_run, tmp_path):
+    src, out = tmp_path / "photos", tmp_path / "out"
+    shutil.copytree(photos, src)
+    shutil.copytree(ray_run[0], out)
+    from conftest import explain_local
+
+    # Edit the copied run as a stopped job and a changed dataset would leave it:
+    (out / "report.json").unlink()                                         # stopped before the report
+    ledger.record_path(out, "a/img3_rocket.png").unlink()                  # ... and before this record
+    (src / "a" / "img1_coffee.png").write_bytes((src / "b" / "img2_astronaut.png").read_bytes())  # same name
+    horse = next((out / "a" / "img5_horse").glob("gradcam_class*.png"))
+    horse.write_bytes(b"damaged")                                         # a damaged output
+    kept = {rel: ledger.record_path(out, rel).stat().st_mtime_ns for rel in ("b/img0_chelsea.png", "b/img4_camera.png")}
+
+    again = cli(capsys, "explain", "-i", src, "-o", out, *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+                "--ray", "--ray-workers", "1")
+    assert again.code == 0, again.err
+    assert "(3 already written, checked by content)" in again.err  # chelsea, astronaut, camera
+    for rel, mtime in kept.items():
+        assert ledger.record_path(out, rel).stat().st_mtime_ns == mtime, rel
+
+    reference = tmp_path / "local"
+    explain_local(src, reference, "--batch-size", "2")
+    got, want = output_files(out), output_files(reference)
+    assert sorted(got) == sorted(want)
+    # the changed photo now shows the astronaut's content under the coffee's name
+    report = json.loads(got["report.json"])
+    coffee = next(i for i in report["items"] if i["input"].endswith("img1_coffee.png"))
+    astronaut = next(i for i in report["items"] if i["input"].endswith("img2_astronaut.png"))
+    assert coffee["predictions"] == astronaut["predictions"]
+    assert report == json.loads(want["report.json"])
+    for name, content in want.items():
+        if name.endswith(".npy") or name.endswith(".png"):
+            assert got[name] == content, name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_killed_actor_is_retried_every_item_once(capsys, ray_session, photos, local_run, tmp_path):
+    out = tmp_path / "out"
+    workers = out / ledger.LEDGER / "workers"
+    result: dict = {}
+
+    def job():
+        result["outcome"] = cli(capsys, "explain", "-i", photos, "-o", out, *MODEL, *ALGOS, "--save-raw",
+                                "--batch-size", "2", "--ray", "--ray-workers", "1", "--ray-batch-delay", "2")
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.monotonic() + 240
+    victim = None
+    while time.monotonic() < deadline and thread.is_alive():
+        done = list((out / ledger.LEDGER / "done").glob("*.json"))
+        pids = list(workers.glob("*")) if workers.exists() else []
+        if done and pids:  # the first batch is written, the actor sleeps before the next
+            victim = int(pids[0].name)
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    thread.join(300)
+    assert victim is not None, "the job ended before an actor could be killed"
+    outcome = result["outcome"]
+    assert outcome.code == 0, outcome.err
+    assert {int(p.name) for p in workers.glob("*")} - {victim}, "no replacement actor started"
+    got, want = output_files(out), output_files(local_run)
+    report = json.loads(got["report.json"])
+    assert len(report["items"]) == 6 and len({i["input"] for i in report["items"]}) == 6
+    assert report == json.loads(want["report.json"])
+    assert sorted(got) == sorted(want)
+    for name, content in want.items():
+        assert got[name] == content, name
