@@ -6,7 +6,7 @@ curve, one batch), None when row j is a version of image j; inputs ``x`` of shap
 importance maps ``(N, H, W)`` (higher = more important).
 
 * **Deletion** (Petsiuk et al. 2018, RISE): remove pixels from the most important down, replacing
-  them with a baseline (black by default); the score is measured after each of ``steps`` equal
+  them with a baseline (zeros in the normalised input space, i.e. the dataset mean colour); the score is measured after each of ``steps`` equal
   steps, and the area under that curve (fraction removed on x, score on y, trapezoid rule) is the
   metric: *lower is better*.
 * **Insertion**: start from a blurred copy and put back the original pixels, most important first;

@@ -50,7 +50,6 @@ def test_ray_missing_is_one_line_error(capsys, photos, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-@pytest.mark.timeout(900)
 def ray_run(ray_session, photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "out"
     from convscope.cli.main import main
