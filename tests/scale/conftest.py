@@ -42,7 +42,14 @@ def ray_session():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'convscope[ray]')")
     pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        for attempt in range(2):  # on a loaded machine the raylet can miss Ray's fixed 30 s start window
+            try:
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                break
+            except Exception:
+                ray.shutdown()
+                if attempt:
+                    raise
     yield ray
     ray.shutdown()
 
