@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from convscope.errors import InputError, UsageError
 from convscope.scale.job import ExplainJob, model_args_of
-from convscope.stills.outputs import write_json
+from convscope.stills.outputs import relative, write_json
 
 
 def prepare(args: argparse.Namespace, names: tuple[str, ...]):
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace, names: tuple[str, ...]) -> int:
                 for line in r.get("warnings", []):
                     print(line, file=sys.stderr)
     ordered = [results[i] for i, _, _ in items]
+    for (_, _, path), r in zip(items, ordered, strict=True):
+        if r["status"] == "done":  # a record made when the input or OUTDIR lay elsewhere
+            r["entry"]["input"] = relative(Path(path), layout.base)
     entries = [r["entry"] for r in ordered if r["status"] != "bad"]
     skipped = [(r["rel"], r["reason"]) for r in ordered if r["status"] == "bad"]
     if not entries and skipped:

@@ -64,6 +64,7 @@ class ExplainJob:
         """A hash of every setting that changes outputs (not of the cluster, batch size or delay)."""
         data = asdict(self)
         data.pop("batch_delay")
+        data.pop("base")  # OUTDIR may move; what is in it is checked file by file
         data["model_args"] = {k: data["model_args"].get(k) for k in MODEL_FLAGS if k != "device"}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -19,7 +19,7 @@ from convscope.models import load_model
 @pytest.mark.timeout(900)
 def test_randomized_maps_and_deletion_scores_match_their_definitions():
     bundle = load_model("mobilenet_v3_small", weights="random", input_size=64)
-    frame = data.chelsea()[::2, ::2]
+    frame = np.ascontiguousarray(data.chelsea()[::2, ::2])
     req = ViewRequest(algorithms=("gradcam", "saliency"), panels=("input", "predictions"), keep_raw=True)
     trust = LiveTrust(bundle, top_layers=3, seed=7)
     try:

@@ -1,8 +1,12 @@
-"""``convscope explain --ray`` on a local Ray: the local run's files, a killed actor, resuming, bad files."""
+"""``explain --ray`` and ``evaluate --ray`` on one local Ray: the local run's files, a killed actor, resuming.
+
+One file, so that pytest-xdist (``--dist loadfile``) runs every Ray test in one worker, on one Ray.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -15,9 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import cli
 from conftest import ALGOS, MODEL, output_files
 
+from convscope.cli.main import main
 from convscope.scale import ledger
 
 # A local Ray starts a process per actor (torch, the model, an engine): seconds on an idle machine,
@@ -158,3 +164,25 @@ def test_killed_actor_is_retried_every_item_once(capsys, ray_session, photos, lo
     assert sorted(got) == sorted(want)
     for name, content in want.items():
         assert got[name] == content, name
+
+
+EVAL_ARGS = ("--algorithms", "gradcam,saliency", "--steps", "4", "--sanity-stages", "1", "--road-fractions", "0.3",
+        "--batch-size", "2", "-q", *MODEL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_evaluate_on_ray_equals_local(ray_session, photos, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["evaluate", "-i", str(photos), "-o", str(tmp_path / "local"), *EVAL_ARGS]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main(["evaluate", "-i", str(photos), "-o", str(tmp_path / "ray"), *EVAL_ARGS,
+                 "--ray", "--ray-workers", "1"]) == 0
+    local = list(csv.DictReader((tmp_path / "local" / "metrics.csv").open()))
+    remote = list(csv.DictReader((tmp_path / "ray" / "metrics.csv").open()))
+    assert len(local) == 6 * 3  # six readable photos x (gradcam, saliency, random); the broken one skipped
+    assert local == remote
+    assert (tmp_path / "ray" / "summary.json").read_text() == (tmp_path / "local" / "summary.json").read_text()
