@@ -18,10 +18,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import cli
 from conftest import ALGOS, MODEL, output_files
+from PIL import Image
 
 from convscope.cli.main import main
 from convscope.scale import ledger
@@ -117,16 +119,30 @@ def test_resume_skips_what_is_written_checked_by_content(capsys, ray_run, photos
     reference = tmp_path / "local"
     explain_local(src, reference, "--batch-size", "2")
     got, want = output_files(out), output_files(reference)
-    assert sorted(got) == sorted(want)
+    stale = set(got) - set(want)  # the old coffee's maps (another class): left, as a local rerun leaves them
+    assert set(want) <= set(got) and stale and all(n.startswith("a/img1_coffee/") for n in stale), stale
     # the changed photo now shows the astronaut's content under the coffee's name
     report = json.loads(got["report.json"])
     coffee = next(i for i in report["items"] if i["input"].endswith("img1_coffee.png"))
     astronaut = next(i for i in report["items"] if i["input"].endswith("img2_astronaut.png"))
-    assert coffee["predictions"] == astronaut["predictions"]
-    assert report == json.loads(want["report.json"])
+    assert [p["index"] for p in coffee["predictions"]] == [p["index"] for p in astronaut["predictions"]]
+    # Redone items ran in smaller batches than the reference (their neighbours were skipped), and a
+    # batched softmax differs in the 7th digit with the batch: values are compared to 1e-5.
+    assert _rounded(report) == _rounded(json.loads(want["report.json"]))
     for name, content in want.items():
-        if name.endswith(".npy") or name.endswith(".png"):
-            assert got[name] == content, name
+        if name.endswith(".npy"):
+            a, b = np.load(io.BytesIO(got[name])), np.load(io.BytesIO(content))
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()), err_msg=name)
+        elif name.endswith(".png"):
+            a, b = (np.asarray(Image.open(io.BytesIO(x)), dtype=int) for x in (got[name], content))
+            assert np.abs(a - b).max() <= 1, name
+
+
+def _rounded(report: dict) -> dict:
+    for item in report["items"]:
+        for p in item["predictions"]:
+            p["probability"] = round(p["probability"], 5)
+    return report
 
 
 @pytest.mark.slow
