@@ -65,7 +65,7 @@ def write_all(out: Path, rows: list[dict], curves: dict[str, dict[str, list[np.n
 
 
 def plot(out: Path, summary: dict, curves: dict, layer_count: int | None) -> list[Path]:
-    """The two PNG figures (matplotlib, Agg); none when matplotlib is missing."""
+    """The two PNG figures (matplotlib, Agg; ``pip install 'convscope[evaluate]'``); none without matplotlib."""
     try:
         import matplotlib
 
