@@ -89,17 +89,28 @@ def plot(out: Path, summary: dict, curves: dict, layer_count: int | None) -> lis
     fig.savefig(out / "curves.png")
     plt.close(fig)
     paths.append(out / "curves.png")
+    paths += plot_sanity(out, summary, layer_count)
+    return paths
+
+
+def plot_sanity(out: Path, summary: dict, layer_count: int | None) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
     cols = [k for k in summary["methods"][0] if k.startswith("sanity_rho_top") and not k.endswith("_sem")]
     if cols:
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
         cuts = [0] + [int(k.removeprefix("sanity_rho_top")) for k in cols]
         for e in summary["methods"]:
             if cols[0] in e:
                 ax.plot(cuts, [1.0] + [e[k] for k in cols], marker="o", label=e["method"])
         ax.axhline(SANITY_PASS, color="grey", linewidth=0.8, linestyle=":")
         ax.set_xlabel("top layers randomised" + (f" (of {layer_count})" if layer_count else ""))
-        ax.set_ylabel("Spearman rank correlation with the trained model's map")
-        ax.set_title("model randomisation (Adebayo et al. 2018): lower = the map follows the model")
+        ax.set_ylabel("Spearman rho with the trained model's map")
+        ax.set_title("cascading model randomisation (Adebayo et al. 2018)\nlower = the map follows the model")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "sanity.png")
