@@ -69,7 +69,7 @@ def test_deletion_auc_equals_a_loop_written_from_the_definition(evaluated):
     row = next(r for r in csv.DictReader((out / "metrics.csv").open())
                if r["item"] == "chelsea.png" and r["method"] == "gradcam")
     bundle = load_model("mobilenet_v3_small", weights="random", input_size=64)
-    frame = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    frame = np.array(Image.open(photos / "chelsea.png").convert("RGB"))
     with Engine(bundle) as engine:
         (r,) = engine.run_batch([frame], ViewRequest(algorithms=("gradcam",), keep_raw=True,
                                                      panels=("input", "predictions"), cam_target=Target("class")))
