@@ -1,0 +1,204 @@
+"""``explain --ray`` and ``evaluate --ray`` on one local Ray: the local run's files, a killed actor, resuming.
+
+One file, so that pytest-xdist (``--dist loadfile``) runs every Ray test in one worker, on one Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import cli
+from conftest import ALGOS, MODEL, output_files
+from PIL import Image
+
+from convscope.cli.main import main
+from convscope.scale import ledger
+
+# A local Ray starts a process per actor (torch, the model, an engine): seconds on an idle machine,
+# minutes on a loaded one, so the Ray tests carry a long timeout and the slow marker.
+
+
+def _ray(capsys, photos, out, *extra):
+    return cli(capsys, "explain", "-i", photos, "-o", out, *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+               "--ray", *extra)
+
+
+def test_without_ray_flag_nothing_imports_ray(photos, tmp_path):
+    """A plain explain run never imports Ray (a subprocess, so this session's Ray does not count)."""
+    image = photos / "b" / "img0_chelsea.png"
+    code = ("import sys; from convscope.cli.main import main; "
+            f"rc = main(['explain', '-i', {str(image)!r}, '-o', {str(tmp_path)!r}, '-q', '--algorithms', 'gradcam']); "
+            "assert rc == 0, rc; assert 'ray' not in sys.modules, 'ray imported'; "
+            "assert not any(m.startswith('convscope.scale.pipeline') for m in sys.modules); print('ok')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert (tmp_path / "report.json").exists()
+
+
+def test_ray_missing_is_one_line_error(capsys, photos, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = _ray(capsys, photos, tmp_path)
+    assert out.code == 2
+    assert out.err.strip().splitlines()[-1] == "error: --ray needs Ray: pip install 'convscope[ray]'"
+
+
+@pytest.fixture(scope="module")
+def ray_run(ray_session, photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ray") / "out"
+    from convscope.cli.main import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["explain", "-i", str(photos), "-o", str(out), *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+                     "--ray", "--ray-workers", "2"])
+    assert code == 0, err.getvalue()
+    return out, err.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ray_run_equals_local_run_item_by_item(ray_run, local_run):
+    local, remote = output_files(local_run), output_files(ray_run[0])
+    assert sorted(local) == sorted(remote)
+    a, b = json.loads(local["report.json"]), json.loads(remote["report.json"])
+    assert a == b
+    assert [i["input"].split("photos/")[1] for i in a["items"]] == list((
+        "a/img1_coffee.png", "a/img3_rocket.png", "a/img5_horse.png",
+        "b/img0_chelsea.png", "b/img2_astronaut.png", "b/img4_camera.png"))
+    for name, content in local.items():  # maps (.npy and .png), sheets, input tensors: byte for byte
+        assert remote[name] == content, name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bad_file_is_reported_not_fatal(ray_run):
+    err = ray_run[1]
+    assert "convscope: Ray: 7 image(s) in 4 batch(es) on 2 worker(s), 1 CPU each" in err
+    assert "wrote 12 map(s) for 6 image(s), summary.png and" in err
+    assert "warning: skipped 1 unreadable file(s):\n  zz_broken.png: corrupt image" in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_resume_skips_what_is_written_checked_by_content(capsys, ray_run, photos, local_run, tmp_path):
+    src, out = tmp_path / "photos", tmp_path / "out"
+    shutil.copytree(photos, src)
+    shutil.copytree(ray_run[0], out)
+    from conftest import explain_local
+
+    # Edit the copied run as a stopped job and a changed dataset would leave it:
+    (out / "report.json").unlink()                                         # stopped before the report
+    ledger.record_path(out, "a/img3_rocket.png").unlink()                  # ... and before this record
+    (src / "a" / "img1_coffee.png").write_bytes((src / "b" / "img2_astronaut.png").read_bytes())  # same name
+    horse = next((out / "a" / "img5_horse").glob("gradcam_class*.png"))
+    horse.write_bytes(b"damaged")                                         # a damaged output
+    kept = {rel: ledger.record_path(out, rel).stat().st_mtime_ns for rel in ("b/img0_chelsea.png", "b/img4_camera.png")}
+
+    again = cli(capsys, "explain", "-i", src, "-o", out, *MODEL, *ALGOS, "--save-raw", "--batch-size", "2",
+                "--ray", "--ray-workers", "1")
+    assert again.code == 0, again.err
+    assert "(3 already written, checked by content)" in again.err  # chelsea, astronaut, camera
+    for rel, mtime in kept.items():
+        assert ledger.record_path(out, rel).stat().st_mtime_ns == mtime, rel
+
+    reference = tmp_path / "local"
+    explain_local(src, reference, "--batch-size", "2")
+    got, want = output_files(out), output_files(reference)
+    stale = set(got) - set(want)  # the old coffee's maps (another class): left, as a local rerun leaves them
+    assert set(want) <= set(got) and stale and all(n.startswith("a/img1_coffee/") for n in stale), stale
+    # the changed photo now shows the astronaut's content under the coffee's name
+    report = json.loads(got["report.json"])
+    coffee = next(i for i in report["items"] if i["input"].endswith("img1_coffee.png"))
+    astronaut = next(i for i in report["items"] if i["input"].endswith("img2_astronaut.png"))
+    assert [p["index"] for p in coffee["predictions"]] == [p["index"] for p in astronaut["predictions"]]
+    # Redone items ran in smaller batches than the reference (their neighbours were skipped), and a
+    # batched softmax differs in the 7th digit with the batch: values are compared to 1e-5.
+    assert _rounded(report) == _rounded(json.loads(want["report.json"]))
+    for name, content in want.items():
+        if name.endswith(".npy"):
+            a, b = np.load(io.BytesIO(got[name])), np.load(io.BytesIO(content))
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()), err_msg=name)
+        elif name.endswith(".png"):
+            a, b = (np.asarray(Image.open(io.BytesIO(x)), dtype=int) for x in (got[name], content))
+            assert np.abs(a - b).max() <= 1, name
+
+
+def _rounded(report: dict) -> dict:
+    for item in report["items"]:
+        for p in item["predictions"]:
+            p["probability"] = round(p["probability"], 5)
+    return report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_killed_actor_is_retried_every_item_once(capsys, ray_session, photos, local_run, tmp_path):
+    out = tmp_path / "out"
+    workers = out / ledger.LEDGER / "workers"
+    result: dict = {}
+
+    def job():
+        result["outcome"] = cli(capsys, "explain", "-i", photos, "-o", out, *MODEL, *ALGOS, "--save-raw",
+                                "--batch-size", "2", "--ray", "--ray-workers", "1", "--ray-batch-delay", "2")
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.monotonic() + 240
+    victim = None
+    while time.monotonic() < deadline and thread.is_alive():
+        done = list((out / ledger.LEDGER / "done").glob("*.json"))
+        pids = list(workers.glob("*")) if workers.exists() else []
+        if done and pids:  # the first batch is written, the actor sleeps before the next
+            victim = int(pids[0].name)
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    thread.join(300)
+    assert victim is not None, "the job ended before an actor could be killed"
+    outcome = result["outcome"]
+    assert outcome.code == 0, outcome.err
+    assert {int(p.name) for p in workers.glob("*")} - {victim}, "no replacement actor started"
+    got, want = output_files(out), output_files(local_run)
+    report = json.loads(got["report.json"])
+    assert len(report["items"]) == 6 and len({i["input"] for i in report["items"]}) == 6
+    assert report == json.loads(want["report.json"])
+    assert sorted(got) == sorted(want)
+    for name, content in want.items():
+        assert got[name] == content, name
+
+
+EVAL_ARGS = ("--algorithms", "gradcam,saliency", "--steps", "4", "--sanity-stages", "1", "--road-fractions", "0.3",
+        "--batch-size", "2", "-q", *MODEL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_evaluate_on_ray_equals_local(ray_session, photos, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["evaluate", "-i", str(photos), "-o", str(tmp_path / "local"), *EVAL_ARGS]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main(["evaluate", "-i", str(photos), "-o", str(tmp_path / "ray"), *EVAL_ARGS,
+                 "--ray", "--ray-workers", "1"]) == 0
+    local = list(csv.DictReader((tmp_path / "local" / "metrics.csv").open()))
+    remote = list(csv.DictReader((tmp_path / "ray" / "metrics.csv").open()))
+    assert len(local) == 6 * 3  # six readable photos x (gradcam, saliency, random); the broken one skipped
+    assert local == remote
+    assert (tmp_path / "ray" / "summary.json").read_text() == (tmp_path / "local" / "summary.json").read_text()
