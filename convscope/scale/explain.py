@@ -67,7 +67,8 @@ def run(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     from convscope.scale.pipeline import run_pipeline
 
     inputs, layout, job, model = prepare(args, names)
-    items = [(i, item.rel, str(item.path)) for i, item in enumerate(inputs.items)]
+    listed = list(inputs.items)  # an iterator: read once
+    items = [(i, item.rel, str(item.path)) for i, item in enumerate(listed)]
     batches = [items[i:i + args.batch_size] for i in range(0, len(items), args.batch_size)]
     ray = connect(args.ray)
     pool = size_pool(ray, args.ray_workers, args.ray_cpus)
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         raise InputError(f"none of the {len(skipped)} input file(s) could be read "
                          f"(first: {skipped[0][0]}: {skipped[0][1]})")
     report = write_json(layout.base / "report.json", {"model": model, "items": entries})
-    _journal(layout, inputs, entries)
+    _journal(layout, inputs.kind, listed, ordered)
     if not args.quiet:
         count = sum(len(e["outputs"]) for e in entries)
         resumed = sum(r["status"] == "done" for r in ordered)
@@ -113,18 +114,17 @@ def run(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     return 0
 
 
-def _journal(layout, inputs, entries: list[dict]) -> None:
+def _journal(layout, kind: str, listed: list, ordered: list[dict]) -> None:
     """``results.jsonl`` as the local run writes it (folders only): one line per item, listing order."""
     import json
 
-    if inputs.kind == "image":
+    if kind == "image":
         return
-    by_input = {e["input"]: e for e in entries}
     with (layout.base / "results.jsonl").open("w", encoding="utf-8") as out:
-        for item in inputs.items:
-            e = by_input.get(relative(item.path, layout.base))
-            if e is None:  # unreadable: the local run has no line for it either
+        for item, r in zip(listed, ordered, strict=True):
+            if r["status"] == "bad":  # unreadable: the local run has no line for it either
                 continue
+            e = r["entry"]
             line = {"input": e["input"], "predictions": e["predictions"],
                     "files": [relative(layout.folder(item) / "summary.png", layout.base)]}
             out.write(json.dumps(line) + "\n")
