@@ -34,7 +34,9 @@ def prepare(args: argparse.Namespace, names: tuple[str, ...]):
         unit_of,
     )
 
-    inputs, layout = session.open_io(args, folder_only=True)
+    # A Ray job resumes: its ledger decides which items are redone (their outputs replaced), and
+    # report.json / results.jsonl are rewritten whole at the end, so no "exists" check here.
+    inputs, layout = session.open_io(argparse.Namespace(**{**vars(args), "overwrite": True}), folder_only=True)
     if inputs.kind == "video":
         raise UsageError("--ray takes an image or a folder of images; run videos without --ray")
     bundle = load_model_from_args(argparse.Namespace(**{**vars(args), "device": "cpu"}))
