@@ -82,19 +82,23 @@ def normalized(a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mode: str) -
     return render.normalize(a, lo=lo.amin(dim=1, keepdim=True), hi=hi.amax(dim=1, keepdim=True))
 
 
-@register
-class ActivationsView(View):
-    name = "activations"
-    title = "Activations"
-    kind = "grid"
-    order = 20
-    stills = False
+class GridLayerView(View):
+    """A view of the activation grid's layer (``ViewRequest.conv_layer``): the grid and its zoom."""
 
     def needs(self, request: ViewRequest) -> Needs:
         return Needs(activations=(request.conv_layer,)) if request.conv_layer else Needs()
 
     def active(self, request: ViewRequest) -> bool:
         return request.conv_layer is not None
+
+
+@register
+class ActivationsView(GridLayerView):
+    name = "activations"
+    title = "Activations"
+    kind = "grid"
+    order = 20
+    stills = False
 
     def render(self, frame: Frame, slot: Slot) -> None:
         req = frame.request

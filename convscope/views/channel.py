@@ -11,11 +11,9 @@ import torch
 
 from convscope import render
 from convscope.render import empty_reason
-from convscope.request import ViewRequest
-from convscope.views.activations import channel_range, normalized
-from convscope.views.base import JPEG, Blob, Frame, HostFrame, Slot, View
+from convscope.views.activations import GridLayerView, channel_range, normalized
+from convscope.views.base import JPEG, Blob, Frame, HostFrame, Slot
 from convscope.views.registry import register
-from convscope.vocabulary import Needs
 
 
 @dataclass
@@ -52,18 +50,12 @@ class Zoom:
 
 
 @register
-class ChannelView(View):
+class ChannelView(GridLayerView):
     name = "channel"
     title = "Channel"
     kind = "image"
     order = 30
     stills = False
-
-    def needs(self, request: ViewRequest) -> Needs:
-        return Needs(activations=(request.conv_layer,)) if request.conv_layer else Needs()
-
-    def active(self, request: ViewRequest) -> bool:
-        return request.conv_layer is not None
 
     def render(self, frame: Frame, slot: Slot) -> None:
         req = frame.request
