@@ -35,9 +35,25 @@ def stage_cuts(count: int, stages: int) -> list[int]:
     return sorted({1, *(max(1, round(count * (k + 1) / stages)) for k in range(stages))})
 
 
+def clean_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` without its hooks.
+
+    A model an engine is running on carries that engine's hooks (capture, backward rules); a plain
+    ``copy.deepcopy`` would copy them, and with them the engine they are bound to. Each hook table
+    is swapped for an empty one through deepcopy's memo, so the live module is never touched (the
+    dashboard copies its model while the frame loop runs it).
+    """
+    memo: dict[int, object] = {}
+    for m in module.modules():
+        for key, value in vars(m).items():
+            if "hooks" in key and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    return copy.deepcopy(module, memo)
+
+
 def randomize_top(module: nn.Module, layers: list[str], cut: int, seed: int) -> nn.Module:
-    """A deep copy of ``module`` with the last ``cut`` of ``layers`` re-initialised (seeded)."""
-    clone = copy.deepcopy(module)
+    """A copy of ``module`` (hooks left out) with the last ``cut`` of ``layers`` re-initialised (seeded)."""
+    clone = clean_copy(module)
     named = dict(clone.named_modules())
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -35,10 +35,18 @@ class EngineActor:
         self.job = job
         self.worker = ExplainWorker(job)
         self.fingerprint = job.fingerprint()
-        pids = job.layout.base / ledger.LEDGER / "workers"
+        self.batches = 0
+        self.start_s = time.perf_counter() - start
+        self._note()
+
+    def _note(self) -> None:
+        """``OUTDIR/.convscope/workers/PID``: what starting this worker cost and how many batches it
+        finished (the tests find, and kill, a worker that is between two batches with it)."""
+        pids = self.job.layout.base / ledger.LEDGER / "workers"
         pids.mkdir(parents=True, exist_ok=True)
-        # lets the tests find (and kill) a worker, and says what starting one cost
-        (pids / str(os.getpid())).write_text(json.dumps({"pid": os.getpid(), "start_s": time.perf_counter() - start}))
+        tmp = pids / f".{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"pid": os.getpid(), "start_s": self.start_s, "batches": self.batches}))
+        tmp.replace(pids / str(os.getpid()))
 
     def __call__(self, batch: dict) -> dict:
         results = []
@@ -62,7 +70,9 @@ class EngineActor:
                 else:
                     out.append({**base, "reason": r["reason"]})
             results.append(json.dumps(out))
+        self.batches += 1
         if self.job.batch_delay:
+            self._note()
             time.sleep(self.job.batch_delay)
         return {"batch": np.asarray(batch["batch"]), "result": np.asarray(results, dtype=object)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def ray_session():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'convscope[ray]')")
     pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
     if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats thread (offline machines)
         for attempt in range(2):  # on a loaded machine the raylet can miss Ray's fixed 30 s start window
             try:
                 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
