@@ -215,7 +215,7 @@ class TrustWorker:
         while True:
             with self._cond:
                 while not self._stop and not self._asks and not (self.on and self._stale()):
-                    self._cond.wait(0.05)  # a new frame is noticed within 50 ms while on
+                    self._cond.wait(0.05 if self.on else None)  # on: a new frame is noticed within 50 ms
                 if self._stop:
                     return
                 asks, self._asks = self._asks, []
