@@ -37,18 +37,24 @@ def _ray(capsys, photos, out, *extra):
                "--ray", *extra)
 
 
-def test_without_ray_flag_nothing_imports_ray(photos, tmp_path):
-    """A plain explain run never imports Ray (a subprocess, so this session's Ray does not count)."""
+@pytest.fixture(scope="module")
+def plain_explain(photos, tmp_path_factory):
+    """A plain explain run in a fresh interpreter, started here and awaited by its test, so that it
+    overlaps the Ray job's start (``ray_run`` asks for it first)."""
+    out = tmp_path_factory.mktemp("plain")
     image = photos / "b" / "img0_chelsea.png"
-    args = ["explain", "-i", str(image), "-o", str(tmp_path), "-q", *MODEL, "--algorithms", "gradcam"]
+    args = ["explain", "-i", str(image), "-o", str(out), "-q", *MODEL, "--algorithms", "gradcam"]
     code = ("import sys; from convscope.cli.main import main; "
             f"rc = main({args!r}); "
             "assert rc == 0, rc; assert 'ray' not in sys.modules, 'ray imported'; "
             "assert not any(m.startswith('convscope.scale.pipeline') for m in sys.modules); print('ok')")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
-    assert (tmp_path / "report.json").exists()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    yield proc, out
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def test_ray_missing_is_one_line_error(capsys, photos, tmp_path, monkeypatch):
@@ -70,7 +76,7 @@ def _workers(out: Path) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def ray_run(ray_session, photos, tmp_path_factory):
+def ray_run(plain_explain, ray_session, photos, tmp_path_factory):
     """The one Ray job that most tests read: 2 workers, and one of them killed (SIGKILL) while it
     sleeps between two batches (``--ray-batch-delay``), so its batch in flight is retried."""
     out = tmp_path_factory.mktemp("ray") / "out"
@@ -111,6 +117,14 @@ def test_ray_run_equals_local_run_item_by_item(ray_run, local_run):
         "b/img0_chelsea.png", "b/img2_astronaut.png", "b/img4_camera.png"))
     for name, content in local.items():  # maps (.npy and .png), sheets, input tensors: byte for byte
         assert remote[name] == content, name
+
+
+def test_without_ray_flag_nothing_imports_ray(plain_explain):
+    """A plain explain run never imports Ray (a subprocess, so this session's Ray does not count)."""
+    proc, out = plain_explain
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and stdout.strip() == "ok", stderr[-2000:]
+    assert (out / "report.json").exists()
 
 
 @pytest.mark.slow
