@@ -2,7 +2,8 @@
 // maps on a copy of the model whose top layers are re-initialised (Adebayo et al. 2018) for the
 // current frame; each such map is drawn next to the real one with the rank correlation (rho) of the
 // two: a map that explains the model must change (low rho). "Deletion" asks once for each map's
-// deletion AUC on the current frame (Petsiuk et al. 2018: lower = the map found what the class needs).
+// deletion AUC on the current frame (Petsiuk et al. 2018: lower = the map found what the class needs),
+// shown as a badge over each map.
 // Server side: convscope/server/trust.py.
 'use strict';
 
@@ -15,9 +16,11 @@
   style.textContent = `
     .trust-controls { display: flex; align-items: center; gap: 6px; }
     figure.trust-map img { width: 100%; height: 100%; object-fit: contain; display: block; }
-    figure.trust-map .rho { font-variant-numeric: tabular-nums; color: var(--accent-2); }
+    .trust-badge { position: absolute; top: 4px; right: 4px; padding: 1px 6px; border-radius: 4px; font-size: 11.5px;
+      background: rgba(8, 10, 14, .78); font-variant-numeric: tabular-nums; pointer-events: auto; }
+    figure.trust-map .rho { color: var(--accent-2); }
     figure.trust-map .rho.passes { color: var(--good); }
-    figure.map .deletion-score { margin-left: 6px; font-variant-numeric: tabular-nums; color: var(--accent); }`;
+    figure.map .deletion-score { color: var(--accent); }`;
   document.head.append(style);
 
   const box = document.createElement('span');
@@ -74,9 +77,8 @@
       fig.className = 'panel trust-map';
       fig.dataset.trust = name;
       fig.dataset.testid = 'sanity-panel';
-      fig.innerHTML = `<figcaption><span class="title"></span> <span class="muted what"></span>
-        <span class="rho" data-testid="sanity-rho"></span></figcaption>
-        <div class="canvas-box square"><img alt=""></div>`;
+      fig.innerHTML = `<figcaption><span class="title"></span> <span class="muted what"></span></figcaption>
+        <div class="canvas-box square"><img alt=""><span class="trust-badge rho" data-testid="sanity-rho"></span></div>`;
       fig.querySelector('.title').textContent = `${title(name)} · random`;
     }
     const real = document.querySelector(`figure.map[data-algorithm="${CSS.escape(name)}"]`);
@@ -96,7 +98,8 @@
       const fig = figureFor(name);
       fig.hidden = false;
       fig.querySelector('img').src = m.image;
-      fig.querySelector('.what').textContent = `top ${msg.top_layers}/${msg.layers} layers re-initialised`;
+      fig.querySelector('.what').textContent = `top ${msg.top_layers}/${msg.layers}`;
+      fig.querySelector('figcaption').title = `${title(name)} on a copy with the top ${msg.top_layers} of ${msg.layers} conv/linear layers re-initialised`;
       const rho = fig.querySelector('.rho');
       rho.textContent = `ρ ${fmt(m.rho)}`;
       rho.classList.toggle('passes', m.rho !== null && m.rho < 0.5);
@@ -114,9 +117,9 @@
       if (!(name in msg.scores)) { if (tag) tag.hidden = true; continue; }
       if (!tag) {
         tag = document.createElement('span');
-        tag.className = 'deletion-score';
+        tag.className = 'trust-badge deletion-score';
         tag.dataset.testid = 'deletion-score';
-        fig.querySelector('figcaption').append(tag);
+        fig.querySelector('.canvas-box').append(tag);
       }
       tag.hidden = false;
       tag.textContent = `del ${msg.scores[name].toFixed(3)}`;
