@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import cli
-from conftest import ALGOS, MODEL, output_files
 from PIL import Image
+from scale_helpers import ALGOS, MODEL, explain_local, output_files
 
 from convscope.cli.main import main
 from convscope.scale import ledger
@@ -142,7 +142,6 @@ def test_resume_skips_what_is_written_checked_by_content(capsys, ray_run, photos
     src, out = tmp_path / "photos", tmp_path / "out"
     shutil.copytree(photos, src)
     shutil.copytree(ray_run[0], out)
-    from conftest import explain_local
 
     # Edit the copied run as a stopped job and a changed dataset would leave it:
     (out / "report.json").unlink()                                         # stopped before the report
