@@ -102,11 +102,12 @@ def impute(x: torch.Tensor, removed: torch.Tensor, iterations: int = 60, noise: 
     keep = (~removed).to(x.dtype)
     mean = (x * keep).sum((2, 3), keepdim=True) / keep.sum((2, 3), keepdim=True).clamp_min(1)
     y = torch.where(removed, mean.expand_as(x), x)
-    kernel = torch.tensor([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], device=x.device, dtype=x.dtype)
-    c = x.shape[1]
-    kernel = kernel.view(1, 1, 3, 3).expand(c, 1, 3, 3)
     for _ in range(iterations):
-        avg = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+        # edges replicated, the 4-neighbour mean by slices (a grouped conv after a replicate pad is
+        # 10-100x slower on small CPU tensors)
+        p = torch.cat((y[..., :1, :], y, y[..., -1:, :]), dim=-2)
+        p = torch.cat((p[..., :1], p, p[..., -1:]), dim=-1)
+        avg = 0.25 * (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
         y = torch.where(removed, avg, x)
     if noise:
         eps = torch.randn(y.shape, generator=generator, device="cpu").to(y.device, y.dtype) * noise
