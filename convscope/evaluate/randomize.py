@@ -12,13 +12,13 @@ deep copy.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import torch
 from torch import nn
 
 from convscope.models import ModelBundle
+from convscope.models.clone import clean_copy
 
 PARAMETRISED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -33,22 +33,6 @@ def stage_cuts(count: int, stages: int) -> list[int]:
     if count == 0 or stages < 1:
         return []
     return sorted({1, *(max(1, round(count * (k + 1) / stages)) for k in range(stages))})
-
-
-def clean_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` without its hooks.
-
-    A model an engine is running on carries that engine's hooks (capture, backward rules); a plain
-    ``copy.deepcopy`` would copy them, and with them the engine they are bound to. Each hook table
-    is swapped for an empty one through deepcopy's memo, so the live module is never touched (the
-    dashboard copies its model while the frame loop runs it).
-    """
-    memo: dict[int, object] = {}
-    for m in module.modules():
-        for key, value in vars(m).items():
-            if "hooks" in key and isinstance(value, dict):
-                memo[id(value)] = type(value)()
-    return copy.deepcopy(module, memo)
 
 
 def randomize_top(module: nn.Module, layers: list[str], cut: int, seed: int) -> nn.Module:

@@ -24,7 +24,6 @@ computes everything in the loop, so each frame has every map.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import os
@@ -77,13 +76,9 @@ def background_engine_factory(bundle: Any, **engine_args: Any) -> Callable[[], F
 
     def make() -> FrameEngine:
         from convscope.engine import Engine
+        from convscope.models.clone import clean_copy
 
-        module = copy.deepcopy(bundle.module)
-        for sub in module.modules():  # a hook on the user's module must not fire twice or cross lanes
-            for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-                table = getattr(sub, hooks, None)
-                if isinstance(table, dict):
-                    table.clear()
+        module = clean_copy(bundle.module)  # the frame loop's hooks must not fire in this lane
         return Engine(dataclasses.replace(bundle, module=module), render_threads=None, **engine_args)
 
     return make
@@ -204,6 +199,8 @@ class Lanes:
             if cost > self.share * max(self._frame_s - cost, 1e-6):
                 log.info("map %s costs %.1f ms: back to the background", name, 1000 * cost)
                 self.inline.discard(name)
+                with self._lock:  # its old background cost must not promote it again: measured anew
+                    self._done.pop(name, None)
 
     # -- the background thread -----------------------------------------------------------------
     def _ensure_thread(self) -> None:

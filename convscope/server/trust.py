@@ -242,7 +242,7 @@ class TrustWorker:
     def _engines(self, top: int) -> tuple[Any, Any]:
         from convscope.engine import Engine
         from convscope.evaluate.live import LiveTrust
-        from convscope.evaluate.randomize import clean_copy
+        from convscope.models.clone import clean_copy
 
         bundle = self.pipeline.engine.bundle
         if self._real is None:

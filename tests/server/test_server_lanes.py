@@ -22,9 +22,16 @@ from convscope.engine import Engine
 from convscope.models import load_model
 from convscope.server.dashboard import make_dashboard
 from convscope.server.encode import unpack_blob
-from convscope.server.lanes import Lanes, background_engine_factory, row_maps
+from convscope.server.lanes import (
+    BackgroundMap,
+    Lanes,
+    _background_request,
+    background_engine_factory,
+    row_maps,
+)
 from convscope.server.security import Guard
 from convscope.sources import open_source
+from convscope.views import Result
 
 ROWS = ("integrated_gradients", "smoothgrad")
 
@@ -146,19 +153,30 @@ def test_a_background_map_is_the_map_the_loop_would_compute(lane_built):
     assert np.abs(shown.picture().astype(float) - inline.picture().astype(float)).max() <= 1
 
 
-@pytest.mark.parametrize("lane_built", [(1.0, "demo")], indirect=True)
-def test_a_cheap_row_map_moves_into_the_frame_loop(lane_built):
-    """On the tiny model Integrated Gradients' 16 rows cost less than the share: measured, it joins
-    the frame loop and is then computed (and charged) every frame."""
-    pipe = lane_built.dashboard.pipeline
-    got = Frames()
-    pipe.set_publisher(got)
-    _with(pipe, "integrated_gradients")
-    pipe.start()
-    try:
-        frame = got.until(lambda f: "integrated_gradients" not in f.meta["background"]
-                          and "map:integrated_gradients" in f.meta["costs"] and f.seq > 2)
-    finally:
-        assert pipe.stop(timeout=10)
-    assert "integrated_gradients" in pipe.lanes.inline
-    assert _blob(frame, "map:integrated_gradients") is not None
+def test_the_split_follows_measured_costs(built):
+    """A background map whose own cost is under half the share of a frame joins the frame loop;
+    one whose cost in the loop grows past the share of the rest of the frame goes back."""
+    state = replace(built.dashboard.pipeline.state, algorithms=("gradcam", "integrated_gradients"))
+    lanes = Lanes(built.engine, background_engine_factory(built.bundle), share=0.2)
+    request, background = lanes.split(state)
+    assert background == ("integrated_gradients",)
+    lanes._wanted, lanes._newest = background, (None, 5, state)  # as offer() leaves them, without the thread
+    done = BackgroundMap("panel", _background_request(state, "integrated_gradients"), frame=3, seconds=0.5, cost=0.02)
+    lanes._done = {"integrated_gradients": done}
+    merged, info = lanes.merge(Result(panels={}, costs={"map:gradcam": 0.001}), frame=5, seconds=0.1)
+    assert merged.panels["map:integrated_gradients"] == "panel"
+    assert info == {"integrated_gradients": {"pending": False, "frames_old": 2, "ms": 500.0, "stale": False}}
+    assert lanes.inline == set()  # 20 ms > half of 0.2 x 100 ms: stays in the background
+    lanes._done["integrated_gradients"] = replace(done, cost=0.009)
+    lanes.merge(Result(), frame=6, seconds=0.1)
+    assert lanes.inline == {"integrated_gradients"}  # 9 ms <= 10 ms: every frame from now on
+    assert lanes.split(state) == (state.to_request(), ())
+    lanes.merge(Result(costs={"map:integrated_gradients": 0.01}), frame=7, seconds=0.1)
+    assert lanes.inline == {"integrated_gradients"}  # 10 ms <= 0.2 x the rest of the frame
+    _, info = lanes.merge(Result(costs={"map:integrated_gradients": 0.05}), frame=8, seconds=0.1)
+    assert lanes.inline == set()  # 50 ms > 0.2 x the rest: back to the background, to be measured anew
+    assert info["integrated_gradients"]["pending"] is True
+    lanes._done["integrated_gradients"] = done
+    changed = replace(state, cam_class=3)  # a new selection: the old picture is labelled stale
+    lanes._newest = (None, 8, changed)
+    assert lanes.merge(Result(), frame=8, seconds=0.1)[1]["integrated_gradients"]["stale"] is True
