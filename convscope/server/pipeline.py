@@ -110,6 +110,7 @@ class Pipeline:
         self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
         self._paused_drops: int | None = None
         self.last_result: Result | None = None  # the newest Result (convscope.live's snapshot())
+        self.recorder: Any = None  # has offer(result, where): every published result (recording.Recorder)
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -292,6 +293,12 @@ class Pipeline:
             self._encode_s.append(encoded.seconds)
             self._bytes.append(encoded.nbytes)
             self._publish(encoded)
+            recorder = self.recorder
+            if recorder is not None:
+                try:
+                    recorder.offer(result, where)
+                except Exception:  # a recording never stops the dashboard
+                    log.warning("recorder failed", exc_info=True)
 
     def _fail(self, exc: Exception) -> None:
         """Keep the dashboard alive after a failure and say what it was in the status line."""
