@@ -190,6 +190,42 @@ def test_snapshot_key_and_button_write_files_and_offer_a_zip(page, live):
     assert page.is_visible(tid("snapshot-download"))
 
 
+
+def test_record_every_frame_writes_an_mp4_and_a_gif(page, live):
+    import av
+
+    pause(page)
+    page.evaluate("window.convscope.send({type: 'seek', frame: 90})")
+    wait(page, "window.convscope.meta.source_frame.index === 90 && !!window.convscope.meta.maps.gradcam")
+    page.click(tid("record-options"))
+    assert page.is_visible(tid("record-panel"))
+    page.uncheck(tid("record-all"))  # not the whole dashboard: the ticked panels (input and Grad-CAM)
+    page.check(tid("record-panel-input"))
+    page.check(tid("record-panel-map-gradcam"))
+    page.uncheck(tid("record-panel-activations"))
+    page.check(tid("record-every-frame"))
+    page.select_option(tid("record-size"), "96")
+    page.click(tid("record"))
+    wait(page, "window.convscope.recording && window.convscope.recording.active === true")
+    assert "Stop" in page.inner_text(tid("record"))
+    page.click(tid("play"))
+    wait(page, "window.convscope.playback.ended === true")
+    wait(page, f"window.convscope.meta.source_frame.index === {N - 1}")  # the last frame is on screen
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.click(tid("record"))
+    assert download.value.suggested_filename.startswith("convscope-recording-")
+    wait(page, "window.convscope.lastRecording && window.convscope.recording.active === false")
+    done = page.evaluate("window.convscope.lastRecording")
+    assert page.is_visible(tid("record-download-mp4")) and page.is_visible(tid("record-download-gif"))
+    assert done["panels"] == ["input", "map:gradcam"] and done["fps"] == 10
+    for f in done["files"]:  # frames 90..99: one output frame per input frame, two 96 px tiles and the gap
+        with av.open(str(live.snapshots / f["name"])) as container:
+            frames = [x.to_ndarray(format="rgb24") for x in container.decode(video=0)]
+        assert len(frames) == N - 90, f
+        assert {x.shape for x in frames} == {(96, 2 * 96 + 4, 3)}, f
+    assert not page.evaluate("window.convscope.playback.every_frame")  # the player's mode is back
+
+
 BOXES = """() => {
   const vis = (el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
     return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && !el.closest('[hidden]'); };

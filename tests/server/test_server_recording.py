@@ -67,6 +67,9 @@ def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h
         state = receive_json(ws, "playback")
         while not state["ended"]:
             state = receive_json(ws, "playback")
+        deadline = time.monotonic() + 20
+        while file_dash.dashboard.recorder.active.last_index != n - 1 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the last frame is computed and on screen
         ws.send_text(json.dumps({"type": "record", "action": "stop"}))
         done = receive_json(ws, "recorded")
         assert receive_json(ws, "playback")["every_frame"] is False  # the player's mode is restored
