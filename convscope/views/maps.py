@@ -39,6 +39,9 @@ class MapOutput:
             ...``, ``constant: ...`` or ``non-finite values (inf/nan)``
             (:func:`convscope.render.empty_reason`).
         value_range: ``(min, max)`` of the raw map (before any normalisation).
+        scale_range: ``(min, max)`` of what the colours span when that is not ``value_range``:
+            a magnitude map's per-pixel ``max |gradient|`` over the colour channels (the page's
+            colour bar); None otherwise.
     """
 
     algorithm: str
@@ -50,6 +53,7 @@ class MapOutput:
     rule: str = "standard"
     empty: str | None = None
     value_range: tuple[float, float] | None = None
+    scale_range: tuple[float, float] | None = None
 
     @property
     def view(self) -> str:
@@ -65,7 +69,8 @@ class MapOutput:
     def meta(self) -> Any:
         return {"target": self.target.as_dict(), "layer": self.layer, "rule": self.rule,
                 "overlay": self.overlay is not None, "empty": self.empty,
-                "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range]}
+                "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range],
+                "scale_range": None if self.scale_range is None else [round_sig(v) for v in self.scale_range]}
 
     def meta_key(self) -> tuple[str, ...]:
         return ("maps", self.algorithm)
@@ -104,7 +109,9 @@ class MapView(View):
             slot.add("image", heat)
             slot.add("overlay", render.overlay(heat, frame.image))
         elif display == "magnitude":
-            slot.add("image", render.colorize(render.normalize(render.magnitude(raw), (-2, -1)), frame.colormap))
+            magnitude = render.magnitude(raw)
+            slot.add("scale", torch.stack([magnitude.amin(dim=(-2, -1)), magnitude.amax(dim=(-2, -1))], dim=-1))
+            slot.add("image", render.colorize(render.normalize(magnitude, (-2, -1)), frame.colormap))
         else:
             slot.add("image", render.gradient_image(raw, lo=lo, hi=hi))
         if frame.request.keep_raw:
@@ -126,4 +133,5 @@ class MapView(View):
             rule=frame.describe_rule(rules[0] if rules else "standard"),
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
+            scale_range=tuple(float(v) for v in host["scale"][row]) if "scale" in host else None,
         )
