@@ -104,7 +104,7 @@
     let text = `neuron ${i}`;
     if (output && S.hello.labels[i] !== undefined) text += ` “${S.hello.labels[i]}”`;
     const values = S.fcValues && S.fcValues.length === f.neurons ? S.fcValues : null; // every neuron's (scales.js)
-    if (values) text += ` = ${num(values[i])}`;
+    if (values) text += ` = ${(S.formatValue || num)(values[i])}`;
     else if (f.selected === i && f.selected_value !== null && f.selected_value !== undefined) text += ` = ${num(f.selected_value)}`;
     else text += ' · click to select';
     fcTip.textContent = text;
