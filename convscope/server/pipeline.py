@@ -292,13 +292,13 @@ class Pipeline:
             self._times.append(time.perf_counter())
             self._encode_s.append(encoded.seconds)
             self._bytes.append(encoded.nbytes)
-            self._publish(encoded)
             recorder = self.recorder
-            if recorder is not None:
+            if recorder is not None:  # before publishing: a frame any viewer sees is in the recording
                 try:
                     recorder.offer(result, where)
                 except Exception:  # a recording never stops the dashboard
                     log.warning("recorder failed", exc_info=True)
+            self._publish(encoded)
 
     def _fail(self, exc: Exception) -> None:
         """Keep the dashboard alive after a failure and say what it was in the status line."""

@@ -275,30 +275,41 @@ class Recording:
         self.error: str | None = None
         self.t0: float | None = None
         self.last_index: int | None = None
+        self.indices: list[int | None] = []  # every-frame mode: the input frame of each output frame
         self.prev: np.ndarray | None = None
         self.started = time.monotonic()
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._stopping = threading.Event()
+        self._feeding = threading.Condition()  # feeds in progress finish before the writer stops
+        self._accepting = True
+        self._inflight = 0
         self._thread = threading.Thread(target=self._run, name="convscope-recorder", daemon=True)
         self._thread.start()
 
     # called from the pipeline's encoder thread
     def feed(self, result: Any, index: int | None, now: float) -> None:
-        if self._stopping.is_set() or self.error is not None:
-            return
+        with self._feeding:
+            if not self._accepting or self.error is not None:
+                return
+            self._inflight += 1
         item = (result, index, now)
-        if self.start_msg.every_frame:  # none may be lost: wait (the engine waits for the encoder)
-            while not self._stopping.is_set() and self.error is None:
+        try:
+            if self.start_msg.every_frame:  # none may be lost: wait (the engine waits for the encoder)
+                while self.error is None:
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        return
+                    except queue.Full:
+                        continue
+            else:
                 try:
-                    self._queue.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-        else:
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:  # the writer is behind: the newest wins, the clock fills the gap
-                pass
+                    self._queue.put_nowait(item)
+                except queue.Full:  # the writer is behind: the newest wins, the clock fills the gap
+                    pass
+        finally:
+            with self._feeding:
+                self._inflight -= 1
+                self._feeding.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -344,6 +355,7 @@ class Recording:
             if index is not None and index == self.last_index:
                 return  # the same input frame again (a selection change): one output frame per input frame
             self.last_index = index
+            self.indices.append(index)
             self._write(self.layout.draw(result))
             return
         image = self.layout.draw(result)
@@ -366,7 +378,16 @@ class Recording:
             self._write(self.prev)
 
     def stop(self) -> dict:
-        """Finish the queue, close the files; the summary for the ``recorded`` message (blocks)."""
+        """Finish the queue, close the files; the summary for the ``recorded`` message (blocks).
+
+        A frame the pipeline handed over before the stop is written: in "every frame" mode the
+        writer may be several frames behind the screen (the frame on screen when stop was pressed
+        is the last one), so the feeds still waiting for room in the queue complete first.
+        """
+        with self._feeding:
+            self._accepting = False
+            while self._inflight and self.error is None:
+                self._feeding.wait(0.1)
         self._stopping.set()
         self._thread.join()
         now = time.monotonic()
@@ -392,6 +413,7 @@ class Recording:
                 "fps": round(self.rate, 4), "width": layout.width if layout else 0,
                 "height": layout.height if layout else 0, "panels": layout.names if layout else [],
                 "every_frame": self.start_msg.every_frame, "seconds": round(now - self.started, 2),
+                "input_frames": _spans(self.indices) if self.start_msg.every_frame else None,
                 "error": self.error}
 
     def describe(self) -> dict:
@@ -480,6 +502,19 @@ class Recorder:
                 self.stop()
             except Exception:
                 log.warning("closing the recording failed", exc_info=True)
+
+
+def _spans(indices: list[int | None]) -> list[list[int]]:
+    """Runs of consecutive input frames, ``[[first, last], ...]`` (``[[40, 49]]``: 40 to 49 in order)."""
+    spans: list[list[int]] = []
+    for i in indices:
+        if i is None:
+            continue
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return spans
 
 
 def recording_file(root: Path | None, name: str) -> Path | None:

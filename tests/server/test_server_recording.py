@@ -48,8 +48,15 @@ def _frame_at(ws, index: int, limit: int = 80) -> dict:
     raise AssertionError(f"no frame showing input frame {index}")
 
 
-def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h264_mp4):
+def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h264_mp4, monkeypatch):
     start_at, n = 40, 50
+    draw = Layout.draw
+
+    def slow_draw(self, result):  # a writer slower than the engine: stop must still keep every frame handed over
+        time.sleep(0.25)
+        return draw(self, result)
+
+    monkeypatch.setattr(Layout, "draw", slow_draw)
     with TestClient(create_app(file_dash.dashboard), base_url=BASE_URL) as client, client.websocket_connect(WS) as ws:
         assert receive_json(ws, "hello")["recordings"]["every_frame"] is True
         ws.send_text(json.dumps({"type": "pause", "paused": True}))
@@ -64,12 +71,16 @@ def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h
         assert receive_json(ws, "recording")["active"] is True
         assert receive_json(ws, "playback")["every_frame"] is True  # the player computes every frame
         ws.send_text(json.dumps({"type": "pause", "paused": False}))
-        state = receive_json(ws, "playback")
-        while not state["ended"]:
-            state = receive_json(ws, "playback")
-        deadline = time.monotonic() + 20
-        while file_dash.dashboard.recorder.active.last_index != n - 1 and time.monotonic() < deadline:
-            time.sleep(0.02)  # the last frame is computed and on screen
+        last_shown = False
+        while not last_shown:  # as the page: stop once the last frame is on screen
+            msg = ws.receive()
+            if msg.get("text") is None:
+                continue
+            data = json.loads(msg["text"])
+            if data["type"] == "frame":
+                ws.send_text(json.dumps({"type": "ack", "seq": data["seq"]}))
+                last_shown = last_shown or data["source_frame"]["index"] == n - 1
+        assert file_dash.dashboard.recorder.active.last_index < n - 1  # the slow writer is behind the screen
         ws.send_text(json.dumps({"type": "record", "action": "stop"}))
         done = receive_json(ws, "recorded")
         assert receive_json(ws, "playback")["every_frame"] is False  # the player's mode is restored
@@ -82,6 +93,7 @@ def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h
     width = 2 * SIZE + 4  # the model input and Grad-CAM are square: two tiles and the 4 px gap
     assert done["frames"] == count and (done["width"], done["height"]) == (width, SIZE)
     assert done["panels"] == ["input", "map:gradcam"] and done["fps"] == 25
+    assert done["input_frames"] == [[start_at, n - 1]]
     paths = {f["format"]: file_dash.root / f["name"] for f in done["files"]}
     assert set(paths) == {"mp4", "gif"}
     with av.open(str(paths["mp4"])) as c:
