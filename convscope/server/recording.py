@@ -264,7 +264,7 @@ class Recording:
         self.writers = []
         try:
             for path in self.paths:
-                self.writers.append(Writer(path, rate))
+                self.writers.append(Writer(path, rate, fast_palette=True))
         except ConvscopeError:
             for w in self.writers:
                 w.close()
@@ -337,7 +337,7 @@ class Recording:
             writer.add(image)
         self.frames += 1
         if self.quota.max_bytes is not None and self.frames % 10 == 0:
-            written = sum(p.stat().st_size for p in self.paths if p.exists())
+            written = sum(max(w.bytes, w.path.stat().st_size if w.path.exists() else 0) for w in self.writers)
             if self.quota_base + written >= self.quota.max_bytes:
                 self._fail(f"recording stopped at {self.frames} frames: the folder reached the "
                            f"{self.quota.max_bytes / 1e6:g} MB limit (--snapshots-max-mb); the files are kept")

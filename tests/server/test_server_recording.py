@@ -119,7 +119,7 @@ def test_every_frame_recording_has_one_output_frame_per_input_frame(file_dash, h
 def test_dashboard_rate_recording_follows_the_clock(file_dash):
     with TestClient(create_app(file_dash.dashboard), base_url=BASE_URL) as client, client.websocket_connect(WS) as ws:
         receive_frame(ws)
-        ws.send_text(json.dumps({"type": "record", "action": "start", "fps": 10, "size": SIZE, "formats": ["gif"]}))
+        ws.send_text(json.dumps({"type": "record", "action": "start", "fps": 10, "size": SIZE}))
         started = receive_json(ws, "recording")
         t0 = time.monotonic()
         ws.send_text(json.dumps({"type": "record", "action": "start"}))
@@ -131,9 +131,11 @@ def test_dashboard_rate_recording_follows_the_clock(file_dash):
         elapsed = time.monotonic() - t0
         _ = client
     assert started["active"] and not started["every_frame"]
-    assert [f["format"] for f in done["files"]] == ["gif"]
-    frames = decode(file_dash.root / done["files"][0]["name"])
-    assert len(frames) == done["frames"]
+    assert [f["format"] for f in done["files"]] == ["mp4", "gif"]
+    frames = decode(file_dash.root / done["files"][1]["name"])
+    assert len(frames) == done["frames"] == len(decode(file_dash.root / done["files"][0]["name"]))
+    with av.open(str(file_dash.root / done["files"][0]["name"])) as c:  # repeated pictures keep the clock
+        assert float(c.duration / 1e6) == pytest.approx(done["frames"] / 10, abs=0.15)
     assert 10 * 1.3 <= len(frames) <= 10 * elapsed + 2  # 10 frames a second of wall time
     # the full composite: every picture panel, at most 4 a row
     panels = done["panels"]
@@ -189,3 +191,27 @@ def test_quota_refuses_snapshots_and_recordings_and_deletes_nothing(tmp_path):
     finally:
         built.close()
     assert [p.name for p in tmp_path.iterdir()] == ["mine.bin"]
+
+
+def test_a_recording_that_reaches_the_quota_stops_and_keeps_its_files(tmp_path):
+    built = Built()
+    try:
+        dash = make_dashboard(built.engine, built.source, Guard(None, True), snapshots=tmp_path, quota_mb=0.005)
+        with TestClient(create_app(dash), base_url=BASE_URL) as client, client.websocket_connect(WS) as ws:
+            ws.send_text(json.dumps({"type": "record", "action": "start", "fps": 30, "size": 224, "formats": ["gif"]}))
+            while not receive_json(ws, "recording")["active"]:  # the one sent on connecting said "not recording"
+                pass
+            while True:  # 5 KB of GIF: the recorder stops itself (checked every 10 frames)
+                state = receive_json(ws, "recording", limit=2000)
+                if not state["active"]:
+                    break
+            ws.send_text(json.dumps({"type": "record", "action": "stop"}))
+            assert "not recording" in receive_json(ws, "error")["message"]
+            _ = client
+    finally:
+        built.close()
+    assert "limit" in state["error"] and "--snapshots-max-mb" in state["error"] and "\n" not in state["error"]
+    kept = tmp_path / state["last"]["files"][0]["name"]
+    assert kept.stat().st_size >= 5_000 and state["last"]["frames"] >= 10
+    with av.open(str(kept)) as container:  # closed properly: it decodes
+        assert sum(1 for _ in container.decode(video=0)) == state["last"]["frames"]
