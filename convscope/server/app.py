@@ -170,7 +170,8 @@ def create_app(dash: Dashboard) -> Starlette:
         """``record`` start/stop: the state goes to every viewer, the files to the one who stopped it."""
         msg = recording.parse_record(protocol.decode(text), folder=None if recorder is None else recorder.folder,
                                      player=player, known=record_panels)
-        assert recorder is not None
+        if recorder is None:
+            raise RequestError("this dashboard keeps no recordings (start it with --recordings DIR or --snapshots DIR)")
         if isinstance(msg, recording.RecordStart):
             hub.broadcast("recording", recorder.start(msg))
             playback_changed()  # "every frame" switches the player's mode

@@ -175,6 +175,14 @@ def test_bad_record_messages_get_one_line_and_live_sources_have_no_every_frame(t
         built.close()
 
 
+def test_record_refused_without_a_folder(client):
+    with client.websocket_connect(WS) as ws:
+        assert receive_json(ws, "hello")["recordings"] is None
+        for action in ("start", "stop"):
+            ws.send_text(json.dumps({"type": "record", "action": action}))
+            assert "--recordings" in receive_json(ws, "error")["message"]
+
+
 def test_quota_refuses_snapshots_and_recordings_and_deletes_nothing(tmp_path):
     (tmp_path / "mine.bin").write_bytes(b"x" * 60_000)
     assert Quota(0.1, tmp_path).used() == 60_000
