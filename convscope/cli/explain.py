@@ -127,6 +127,8 @@ class _Writer:
                 outputs.append({"algorithm": name, "target": target.as_dict(), "layer": output.layer,
                                 "image": relative(image, self.layout.base), "raw": raw,
                                 "empty": empty is not None, "empty_reason": empty})
+                if getattr(output, "rows", None):  # the extra input rows it took ("32 masked channels")
+                    outputs[-1]["rows"] = output.rows
                 if empty is not None:
                     self.warnings.append(session.blank_warning(output, target, self.labels,
                                                                 None if self.layout.flat else item.rel))

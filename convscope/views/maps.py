@@ -42,6 +42,8 @@ class MapOutput:
         scale_range: ``(min, max)`` of what the colours span when that is not ``value_range``:
             a magnitude map's per-pixel ``max |gradient|`` over the colour channels (the page's
             colour bar); None otherwise.
+        rows: the extra input rows the map took, in words (``32 masked channels``,
+            ``16 steps``), None for maps that need none.
     """
 
     algorithm: str
@@ -54,6 +56,7 @@ class MapOutput:
     empty: str | None = None
     value_range: tuple[float, float] | None = None
     scale_range: tuple[float, float] | None = None
+    rows: str | None = None
 
     @property
     def view(self) -> str:
@@ -70,7 +73,8 @@ class MapOutput:
         return {"target": self.target.as_dict(), "layer": self.layer, "rule": self.rule,
                 "overlay": self.overlay is not None, "empty": self.empty,
                 "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range],
-                "scale_range": None if self.scale_range is None else [round_sig(v) for v in self.scale_range]}
+                "scale_range": None if self.scale_range is None else [round_sig(v) for v in self.scale_range],
+                "rows": self.rows}
 
     def meta_key(self) -> tuple[str, ...]:
         return ("maps", self.algorithm)
@@ -121,7 +125,8 @@ class MapView(View):
         target, layer = self.job(frame.request)
         if target.kind == "class" and target.index is None:
             target = dataclasses.replace(target, index=frame.top1)  # keeps versus / negate
-        rules = [g.rule for g in self.algorithm.needs(target, layer).grads if g.rule != "standard"]
+        needs = self.algorithm.needs(target, layer)  # under the request's options (the engine made them current)
+        rules = [g.rule for g in needs.grads if g.rule != "standard"]
         lo, hi = (float(v) for v in host["range"][row])
         return MapOutput(
             algorithm=self.algorithm.name,
@@ -134,4 +139,29 @@ class MapView(View):
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
             scale_range=tuple(float(v) for v in host["scale"][row]) if "scale" in host else None,
+            rows=describe_rows(needs.rows, self._unsmoothed()),
         )
+
+    def _unsmoothed(self) -> str | None:
+        """Why augmentation smoothing, asked for, was not applied to this map (None: it was, or not asked)."""
+        from convscope.algorithms.options import current
+
+        if current().aug_smooth and getattr(self.algorithm, "aug_smooth", None) is False:
+            return "not aug-smoothed"
+        return None
+
+
+#: What one extra input row is, per kind of :class:`~convscope.vocabulary.Rows`.
+_ROW_WORDS = {"interpolate": "steps", "noise": "noisy samples", "augment": "augmented copies",
+              "mask": "masked channels", "ablate": "ablated channels"}
+
+
+def describe_rows(rows: tuple, note: str | None = None) -> str | None:
+    """``32 masked channels · 6 augmented copies``: the rows a map took, for its caption."""
+    words = []
+    for r in rows:
+        what = _ROW_WORDS.get(r.kind, f"{r.kind} rows")
+        words.append(f"{r.count if r.count is not None else 'all'} {what}")
+    if note:
+        words.append(note)
+    return " · ".join(dict.fromkeys(words)) or None
