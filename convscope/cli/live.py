@@ -63,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="start a file again at its end (default: on for the demo and live streams, off for files)")
     p.add_argument("--snapshots", default="convscope-snapshots", metavar="DIR",
                    help="folder the snapshot button (key s) writes to (default: ./convscope-snapshots/)")
+    p.add_argument("--recordings", metavar="DIR",
+                   help="folder the record button writes MP4 and GIF recordings to (default: the snapshots folder)")
+    p.add_argument("--snapshots-max-mb", type=float, default=2000.0, metavar="MB",
+                   help="refuse new snapshots and recordings (and stop a running one) once the snapshot and "
+                   "recording folders hold MB megabytes; files are never deleted (default: 2000; 0 = no limit)")
     p.add_argument("--autoplay", action="store_true",
                    help="play a file or folder at once (default: it waits paused on its first frame until "
                    "the first viewer connects)")
@@ -190,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
 
         dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
                               on_startup=announce, snapshots=Path(args.snapshots).resolve(),
+                              recordings=Path(args.recordings).resolve() if args.recordings else None,
+                              quota_mb=args.snapshots_max_mb,
                               background=background_engine_factory(bundle, optimize=args.optimize)
                               if args.background else None,
                               background_share=args.background_share)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from convscope.errors import ConvscopeError
-from convscope.server import commands, protocol, trust
+from convscope.errors import ConvscopeError, RequestError
+from convscope.server import commands, protocol, recording, trust
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
@@ -62,6 +62,8 @@ def create_app(dash: Dashboard) -> Starlette:
     player = pipeline.player
     seen = {"version": -1}
     trusted = trust.TrustWorker(pipeline)  # the sanity toggle and deletion scores (issue 17): idle until asked
+    recorder = dash.recorder
+    record_panels = tuple((dash.hello.get("recordings") or {}).get("panels", ()))
 
     def playback_changed() -> None:
         """Tell every viewer where playback is (files and folders), and the pause button's state."""
@@ -75,12 +77,21 @@ def create_app(dash: Dashboard) -> Starlette:
             hub.broadcast("status", {**pipeline.stats(), "viewers": len(hub.viewers)})
             if player is not None and player.version != seen["version"]:
                 playback_changed()  # the clock moved, or the file ended
+            if recorder is not None and recorder.active is not None:
+                hub.broadcast("recording", recorder.describe())  # frames so far
             await asyncio.sleep(STATUS_EVERY)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pipeline.set_publisher(ThreadHandoff(asyncio.get_running_loop(), hub))
         trust.connect(trusted, asyncio.get_running_loop(), hub)
+        if recorder is not None:
+            loop = asyncio.get_running_loop()
+
+            def stopped_by_itself(message: str) -> None:  # from the recorder's thread: quota, full disk
+                loop.call_soon_threadsafe(loop.run_in_executor, None, finish_recording, loop, None, message)
+
+            recorder.on_error = stopped_by_itself
         pipeline.start()
         status = asyncio.create_task(status_loop())
         if dash.on_startup is not None:
@@ -92,6 +103,8 @@ def create_app(dash: Dashboard) -> Starlette:
             hub.close()
             await asyncio.to_thread(pipeline.stop, 0.5)  # a stop signal must end the process within 1 s
             await asyncio.to_thread(trusted.stop, 0.3)
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)  # a recording still running: playable files
 
     async def index(request: Request) -> Response:
         reason = dash.guard.why_refused(request)
@@ -117,8 +130,13 @@ def create_app(dash: Dashboard) -> Starlette:
     def handle(viewer: Viewer, text: str | None, data: bytes | None) -> None:
         try:
             kind = _kind(text)
+            if kind == "record":
+                record(viewer, text)
+                return
             if kind == "snapshot":
                 commands.parse_snapshot(protocol.decode(text), pipeline.snapshot_dir)
+                if dash.quota is not None:
+                    dash.quota.check("snapshot")
                 loop = asyncio.get_running_loop()
 
                 def done(reply: dict | None, error: str | None) -> None:  # from the engine thread
@@ -154,6 +172,51 @@ def create_app(dash: Dashboard) -> Starlette:
         except ConvscopeError as exc:  # RequestError from the schema, LayerError from Engine.resolve
             viewer.push_error(_error(str(exc).splitlines()[0], _kind(text)))
 
+    def record(viewer: Viewer, text: str | None) -> None:
+        """``record`` start/stop: the state goes to every viewer, the files to the one who stopped it."""
+        msg = recording.parse_record(protocol.decode(text), folder=None if recorder is None else recorder.folder,
+                                     player=player, known=record_panels)
+        if recorder is None:
+            raise RequestError("this dashboard keeps no recordings (start it with --recordings DIR or --snapshots DIR)")
+        if isinstance(msg, recording.RecordStart):
+            hub.broadcast("recording", recorder.start(msg))
+            playback_changed()  # "every frame" switches the player's mode
+            return
+        if recorder.active is None:
+            raise RequestError("not recording: nothing to stop")
+        hub.broadcast("recording", {**recorder.describe(), "stopping": True})
+        asyncio.get_running_loop().run_in_executor(None, finish_recording, asyncio.get_running_loop(), viewer, None)
+
+    def finish_recording(loop: asyncio.AbstractEventLoop, viewer: Viewer | None, error: str | None) -> None:
+        """Stop the recording in a worker thread (the queue drains, the files close); the files go to
+        ``viewer`` (the one who pressed stop) as ``recorded``, the new state to everyone."""
+        assert recorder is not None
+        try:
+            summary = recorder.stop()
+        except RequestError:
+            return  # stopped already (two stops at once)
+        except Exception as exc:
+            if viewer is not None:
+                loop.call_soon_threadsafe(viewer.push_error, _error(f"recording failed: {exc}"[:200], "record"))
+            return
+        if error:
+            summary["error"] = error
+        if viewer is not None:
+            loop.call_soon_threadsafe(viewer.push_control, "recorded", json.dumps({"type": "recorded", **summary}))
+        loop.call_soon_threadsafe(hub.broadcast, "recording", {"active": False, "last": summary, "error": error})
+        loop.call_soon_threadsafe(playback_changed)
+
+    async def recording_file(request: Request) -> Response:
+        reason = dash.guard.why_refused(request)
+        if reason:
+            return PlainTextResponse(f"convscope: {reason}\n", status_code=403)
+        path = recording.recording_file(None if recorder is None else recorder.folder, request.path_params["name"])
+        if path is None:
+            return PlainTextResponse("no such recording\n", status_code=404)
+        media = "video/mp4" if path.suffix == ".mp4" else "image/gif"
+        return FileResponse(path, media_type=media, filename=f"convscope-{path.name}",
+                            headers={"Cache-Control": "no-store"})
+
     async def websocket_endpoint(ws: WebSocket) -> None:
         reason = dash.guard.why_refused(ws, websocket=True)
         if reason:
@@ -167,6 +230,8 @@ def create_app(dash: Dashboard) -> Starlette:
             viewer.push_control("playback", json.dumps({"type": "playback", **player.describe()}))
         viewer.push_control("state", json.dumps({"type": "state", **state_message()}))
         viewer.push_control("sanity", json.dumps({"type": "sanity", **trusted.describe()}))
+        if recorder is not None:
+            viewer.push_control("recording", json.dumps({"type": "recording", **recorder.describe()}))
         sender = asyncio.create_task(hub.serve(viewer, ws.send_text, ws.send_bytes))
         try:
             while True:
@@ -198,6 +263,7 @@ def create_app(dash: Dashboard) -> Starlette:
         routes=[
             Route("/", index),
             Route("/snapshots/{name}.zip", snapshot_zip),
+            Route("/recordings/{name}", recording_file),
             Route("/static/{name:path}", static),
             WebSocketRoute("/ws", websocket_endpoint),
         ],

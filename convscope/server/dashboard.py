@@ -37,6 +37,8 @@ class Dashboard:
     guard: Guard
     resolve: Callable[[ViewRequest], Any] | None = None
     on_startup: Callable[[], None] | None = None
+    recorder: Any = None  # recording.Recorder: the record button (None: no recordings)
+    quota: Any = None  # recording.Quota: the snapshot and recording folders' disk limit
 
 
 def algorithm_menu() -> list[dict]:
@@ -82,7 +84,8 @@ def option_menu() -> dict[str, dict]:
 
 def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, quality: int = 80,
                    on_startup: Callable[[], None] | None = None, net_probe: bool = True,
-                   snapshots: Path | None = None, background: Callable[[], FrameEngine] | None = None,
+                   snapshots: Path | None = None, recordings: Path | None = None,
+                   quota_mb: float | None = None, background: Callable[[], FrameEngine] | None = None,
                    background_share: float = 0.2) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 
@@ -112,4 +115,14 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
     pipeline.snapshot_dir = snapshots  # a Path, or None: no snapshots
     pipeline.snapshot_info = {"model": engine.bundle.name, "source": hello["source"]}
     hello["snapshots"] = snapshots is not None
-    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)
+    from convscope import views
+    from convscope.server.recording import DEFAULT_QUOTA_MB, Quota, Recorder
+
+    folder = recordings or snapshots
+    quota = Quota(DEFAULT_QUOTA_MB if quota_mb is None else quota_mb, snapshots, recordings)
+    recorder = Recorder(folder, pipeline.player, quota) if folder is not None else None
+    pipeline.recorder = recorder
+    # what a recording may tile: every view that draws a picture, and each algorithm's map
+    panels = [v.name for v in views.all() if v.kind != "bars"] + [f"map:{m['name']}" for m in menu]
+    hello["recordings"] = None if recorder is None else {"panels": panels, "every_frame": pipeline.player is not None}
+    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup, recorder, quota)

@@ -116,6 +116,7 @@ class Pipeline:
         self._ignored_drops = 0  # a live source's drops while paused: not "skipped"
         self._paused_drops: int | None = None
         self.last_result: Result | None = None  # the newest Result (convscope.live's snapshot())
+        self.recorder: Any = None  # has offer(result, where): every published result (recording.Recorder)
 
     # -- shared selection -------------------------------------------------------------------
     @property
@@ -314,6 +315,12 @@ class Pipeline:
             self._times.append(time.perf_counter())
             self._encode_s.append(encoded.seconds)
             self._bytes.append(encoded.nbytes)
+            recorder = self.recorder
+            if recorder is not None:  # before publishing: a frame any viewer sees is in the recording
+                try:
+                    recorder.offer(result, where)
+                except Exception:  # a recording never stops the dashboard
+                    log.warning("recorder failed", exc_info=True)
             self._publish(encoded)
 
     def _fail(self, exc: Exception) -> None:

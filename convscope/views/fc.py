@@ -12,7 +12,7 @@ import torch
 from convscope import render
 from convscope.render import empty_reason
 from convscope.request import ViewRequest
-from convscope.views.base import PNG, Blob, Frame, HostFrame, Slot, View, round_sig
+from convscope.views.base import FLOAT32, PNG, Blob, Frame, HostFrame, Slot, View, round_sig
 from convscope.views.registry import register
 from convscope.vocabulary import Needs
 
@@ -33,13 +33,17 @@ class FCMap:
     raw: np.ndarray | None = None  # the N activations as float32, only with keep_raw
     empty: str | None = None  # why the map is blank (all zero, constant, inf/nan); from value_range
     view: str = "fc"
+    values: np.ndarray | None = None  # every neuron's value (float32) for the page's hover, up to MAX_VALUES neurons
 
     def __post_init__(self) -> None:
         if self.empty is None:
             self.empty = empty_reason(*self.value_range)
 
     def blobs(self) -> tuple[Blob, ...]:
-        return (Blob(self.view, self.image, PNG),)  # PNG: JPEG would smear the one-colour cells
+        blobs = (Blob(self.view, self.image, PNG),)  # PNG: JPEG would smear the one-colour cells
+        if self.values is not None:  # "fc_values": the hover tooltip's value of every neuron
+            blobs += (Blob(f"{self.view}_values", np.ascontiguousarray(self.values, dtype="<f4"), FLOAT32),)
+        return blobs
 
     def meta(self) -> Any:
         return {
@@ -48,6 +52,7 @@ class FCMap:
             "selected_value": None if self.selected_value is None else round_sig(self.selected_value),
             "value_range": [round_sig(v) for v in self.value_range],
             "width": int(self.image.shape[1]), "height": int(self.image.shape[0]), "empty": self.empty,
+            "values": self.values is not None,
         }
 
     def meta_key(self) -> tuple[str, ...]:
@@ -55,6 +60,11 @@ class FCMap:
 
     def images(self) -> dict[str, np.ndarray]:
         return {"": self.image}
+
+
+#: Layers up to this many neurons send every value with each frame (4 bytes each, 16 KB at most)
+#: for the FC map's hover tooltip; wider layers send the selected neuron's value only.
+MAX_VALUES = 4096
 
 
 @register
@@ -87,6 +97,8 @@ class FCView(View):
             slot.add("value", v[:, req.neuron])
         if req.keep_raw:
             slot.add("raw", v)
+        if v.shape[1] <= MAX_VALUES:
+            slot.add("values", v)
 
     def unpack(self, host: Mapping[str, Any], row: int, frame: HostFrame) -> FCMap | None:
         if "image" not in host:
@@ -97,5 +109,6 @@ class FCView(View):
             host["layer"], host["image"][row], grid.rows, grid.cols, grid.tile_w, host["neurons"], host["selected"],
             float(host["value"][row]) if "value" in host else None, (lo, hi),
             host["raw"][row] if "raw" in host else None,
+            values=host["values"][row] if "values" in host else None,
         )
 

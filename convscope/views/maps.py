@@ -39,6 +39,9 @@ class MapOutput:
             ...``, ``constant: ...`` or ``non-finite values (inf/nan)``
             (:func:`convscope.render.empty_reason`).
         value_range: ``(min, max)`` of the raw map (before any normalisation).
+        scale_range: ``(min, max)`` of what the colours span when that is not ``value_range``:
+            a magnitude map's per-pixel ``max |gradient|`` over the colour channels (the page's
+            colour bar); None otherwise.
         rows: the extra input rows the map took, in words (``32 masked channels``,
             ``16 steps``), None for maps that need none.
     """
@@ -52,6 +55,7 @@ class MapOutput:
     rule: str = "standard"
     empty: str | None = None
     value_range: tuple[float, float] | None = None
+    scale_range: tuple[float, float] | None = None
     rows: str | None = None
 
     @property
@@ -69,6 +73,7 @@ class MapOutput:
         return {"target": self.target.as_dict(), "layer": self.layer, "rule": self.rule,
                 "overlay": self.overlay is not None, "empty": self.empty,
                 "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range],
+                "scale_range": None if self.scale_range is None else [round_sig(v) for v in self.scale_range],
                 "rows": self.rows}
 
     def meta_key(self) -> tuple[str, ...]:
@@ -108,7 +113,9 @@ class MapView(View):
             slot.add("image", heat)
             slot.add("overlay", render.overlay(heat, frame.image))
         elif display == "magnitude":
-            slot.add("image", render.colorize(render.normalize(render.magnitude(raw), (-2, -1)), frame.colormap))
+            magnitude = render.magnitude(raw)
+            slot.add("scale", torch.stack([magnitude.amin(dim=(-2, -1)), magnitude.amax(dim=(-2, -1))], dim=-1))
+            slot.add("image", render.colorize(render.normalize(magnitude, (-2, -1)), frame.colormap))
         else:
             slot.add("image", render.gradient_image(raw, lo=lo, hi=hi))
         if frame.request.keep_raw:
@@ -131,6 +138,7 @@ class MapView(View):
             rule=frame.describe_rule(rules[0] if rules else "standard"),
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
+            scale_range=tuple(float(v) for v in host["scale"][row]) if "scale" in host else None,
             rows=describe_rows(needs.rows, self._unsmoothed()),
         )
 

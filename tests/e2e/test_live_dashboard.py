@@ -183,7 +183,7 @@ def test_selections_on_a_paused_frame(page, live, tmp_path):
         page.locator(f"{_tid('predictions')} li").nth(1).click()
         wait(page, f"window.convscope.state.cam_class === {second['index']}")
         wait(page, f"(window.convscope.meta.maps.gradcam.target || {{}}).class === {second['index']}")
-        assert page.locator(f"{_tid('predictions')} li.pinned").inner_text().endswith("%")
+        assert page.locator(f"{_tid('predictions')} li.pinned .prob").inner_text().endswith("%")  # the "vs" button follows it
         assert second["label"] in page.locator("figure.map[data-algorithm=gradcam] figcaption").inner_text()
         assert canvas(page, "gradcam") != cam
         assert canvas(page, "input-frame") == frozen

@@ -190,6 +190,42 @@ def test_snapshot_key_and_button_write_files_and_offer_a_zip(page, live):
     assert page.is_visible(tid("snapshot-download"))
 
 
+
+def test_record_every_frame_writes_an_mp4_and_a_gif(page, live):
+    import av
+
+    pause(page)
+    page.evaluate("window.convscope.send({type: 'seek', frame: 90})")
+    wait(page, "window.convscope.meta.source_frame.index === 90 && !!window.convscope.meta.maps.gradcam")
+    page.click(tid("record-options"))
+    assert page.is_visible(tid("record-panel"))
+    page.uncheck(tid("record-all"))  # not the whole dashboard: the ticked panels (input and Grad-CAM)
+    page.check(tid("record-panel-input"))
+    page.check(tid("record-panel-map-gradcam"))
+    page.uncheck(tid("record-panel-activations"))
+    page.check(tid("record-every-frame"))
+    page.select_option(tid("record-size"), "96")
+    page.click(tid("record"))
+    wait(page, "window.convscope.recording && window.convscope.recording.active === true")
+    assert "Stop" in page.inner_text(tid("record"))
+    page.click(tid("play"))
+    wait(page, "window.convscope.playback.ended === true")
+    wait(page, f"window.convscope.meta.source_frame.index === {N - 1}")  # the last frame is on screen
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.click(tid("record"))
+    assert download.value.suggested_filename.startswith("convscope-recording-")
+    wait(page, "window.convscope.lastRecording && window.convscope.recording.active === false")
+    done = page.evaluate("window.convscope.lastRecording")
+    assert page.is_visible(tid("record-download-mp4")) and page.is_visible(tid("record-download-gif"))
+    assert done["panels"] == ["input", "map:gradcam"] and done["fps"] == 10
+    for f in done["files"]:  # frames 90..99: one output frame per input frame, two 96 px tiles and the gap
+        with av.open(str(live.snapshots / f["name"])) as container:
+            frames = [x.to_ndarray(format="rgb24") for x in container.decode(video=0)]
+        assert len(frames) == N - 90, f
+        assert {x.shape for x in frames} == {(96, 2 * 96 + 4, 3)}, f
+    assert not page.evaluate("window.convscope.playback.every_frame")  # the player's mode is back
+
+
 BOXES = """() => {
   const vis = (el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
     return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && !el.closest('[hidden]'); };
@@ -199,6 +235,26 @@ BOXES = """() => {
   const header = [...document.querySelectorAll('header > *, #playback > *')].filter(vis);
   return {w: innerWidth, h: innerHeight, scrollW: document.documentElement.scrollWidth,
           panels: panels.map(box), header: header.map(box), canvases: [...document.querySelectorAll('main canvas')].filter(vis).map(box)};
+}"""
+
+
+FITS = """() => {
+  const vis = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 && !el.closest('[hidden]')
+    && getComputedStyle(el).visibility !== 'hidden'; };
+  const inPanel = (el) => { const r = el.getBoundingClientRect(); const p = el.closest('.panel').getBoundingClientRect();
+    return r.left >= p.left - 0.5 && r.right <= p.right + 0.5 && r.top >= p.top - 0.5 && r.bottom <= p.bottom + 0.5; };
+  const bars = [...document.querySelectorAll('main .colorbar')].filter(vis);
+  const nums = bars.flatMap((b) => [...b.querySelectorAll('.lo, .hi, .what')]).filter(vis);
+  const titles = [...document.querySelectorAll('main .panel h2, main figure.panel figcaption')].filter(vis);
+  const fc = document.getElementById('fc').getBoundingClientRect();
+  const box = document.getElementById('fc-box').getBoundingClientRect();
+  const sel = document.querySelector('[data-testid=selection]').closest('.panel').getBoundingClientRect();
+  const colA = document.querySelector('.col-a');
+  return {bars: bars.length, bars_out: nums.filter((n) => !inPanel(n)).map((n) => n.textContent),
+          cut_titles: titles.filter((t) => t.scrollWidth > t.clientWidth + 1).map((t) => t.textContent),
+          fc_fill: Math.max(fc.width / box.width, fc.height / box.height),
+          selection_in_view: sel.top >= 0 && sel.bottom <= innerHeight + 0.5, col_a_scrolls: colA.scrollHeight > colA.clientHeight + 1,
+          sel: [sel.top, sel.bottom, colA.scrollHeight, colA.clientHeight]};
 }"""
 
 
@@ -228,6 +284,13 @@ def test_layout_fits_from_1024x640_to_2560x1440_and_a_title_enlarges_its_panel(p
         if strict:  # every panel, every map included, in view without scrolling
             for b in got["panels"] + got["canvases"]:
                 assert _inside(b, w, h), (w, h, b)
+        fits = page.evaluate(FITS)
+        assert not fits["bars_out"], (w, h, fits["bars_out"])  # colour-bar numbers stay inside their panel
+        assert fits["bars"] >= 3, (w, h, fits)  # the grid's, the heatmaps', the magnitude maps'
+        assert fits["fc_fill"] > 0.9, (w, h, fits)  # the FC map fills its box's width or height
+        if w == 1024:
+            assert not fits["cut_titles"], fits["cut_titles"]  # titles wrap, never cut
+            assert fits["selection_in_view"] and not fits["col_a_scrolls"], fits  # Selection: no scrolling
     page.set_viewport_size({"width": 1440, "height": 900})
     wait(page, "document.querySelector('[data-testid=colorbar-gradcam] .hi').textContent !== ''")
     bar = page.locator(tid("colorbar-gradcam"))
@@ -248,5 +311,16 @@ def test_layout_fits_from_1024x640_to_2560x1440_and_a_title_enlarges_its_panel(p
     tip = page.locator(tid("fc-tooltip"))
     label0 = page.evaluate("window.convscope.hello.labels[0]")
     assert tip.is_visible() and tip.inner_text().startswith(f"neuron 0 “{label0}”")
+    # every neuron's value: the tooltip of a cell far from the selection shows its value; a click on
+    # the re-tiled map selects the neuron under the pointer
+    f = page.evaluate("window.convscope.meta.fc")
+    k = 777
+    cell_w, cell_h = fc["width"] / f["cols"], fc["height"] / f["rows"]
+    x, y = fc["x"] + (k % f["cols"] + 0.5) * cell_w, fc["y"] + (k // f["cols"] + 0.5) * cell_h
+    page.mouse.move(x, y)
+    value = page.evaluate(f"window.convscope.formatValue(window.convscope.fcValues[{k}])")
+    assert tip.inner_text().startswith(f"neuron {k} “{page.evaluate('window.convscope.hello.labels[777]')}” = {value}")
+    page.mouse.click(x, y)
+    wait(page, f"window.convscope.state.neuron === {k}")
     page.mouse.move(0, 0)
     page.evaluate("window.convscope.send({type: 'view', algorithms: ['gradcam', 'guided_backprop', 'guided_gradcam']})")

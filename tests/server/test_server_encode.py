@@ -50,7 +50,9 @@ def test_encode_result_describes_every_panel(built):
     for panel, blob in zip(frame.meta["panels"], frame.blobs, strict=True):
         seq, name, payload = unpack_blob(blob)
         assert (seq, name) == (12, panel["name"])
-        if panel["mime"] == FLOAT32:
+        if panel["mime"] == FLOAT32 and name == "fc_values":
+            assert np.array_equal(np.frombuffer(payload, "<f4"), result.fc.values)
+        elif panel["mime"] == FLOAT32:
             ranges = np.frombuffer(payload, "<f4").reshape(-1, 2)
             assert np.array_equal(ranges, result.activations.ranges)
         else:
@@ -96,3 +98,31 @@ def test_frame_header_names_blank_panels_and_stays_strict_json():
     meta = encode_result(result).meta
     assert meta["maps"]["guided_backprop"]["value_range"] == [None, None]
     json.dumps(meta, allow_nan=False)  # strict JSON
+
+
+def test_fc_values_and_magnitude_scale_travel_with_the_frame(built):
+    """The FC map's hover shows every neuron's value (``fc_values``, float32, the layer's own output
+    from a forward hook), and a magnitude map's colour bar spans max_c |gradient| (from the raw map)."""
+    import torch
+
+    image = data.chelsea()
+    request = ViewRequest(conv_layer="conv1", fc_layer="fc2", algorithms=("saliency",), keep_raw=True)
+    result = built.engine.run(image, request)
+    frame = encode_result(result, seq=3)
+    names = [p["name"] for p in frame.meta["panels"]]
+    values = np.frombuffer(unpack_blob(frame.blobs[names.index("fc_values")])[2], dtype="<f4")
+    seen = {}
+    module = dict(built.bundle.module.named_modules())["fc2"]
+    handle = module.register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach().float().flatten()))
+    try:
+        with torch.no_grad():
+            built.bundle.module(torch.from_numpy(result.input_tensor).to(built.bundle.device))
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(values, seen["out"].cpu().numpy(), rtol=1e-4, atol=1e-5)
+    assert frame.meta["fc"]["values"] is True and len(values) == frame.meta["fc"]["neurons"]
+    raw = result.maps["saliency"].raw
+    magnitude = np.abs(raw).max(axis=0)
+    lo, hi = frame.meta["maps"]["saliency"]["scale_range"]
+    assert lo == pytest.approx(magnitude.min(), rel=1e-4, abs=1e-12) and hi == pytest.approx(magnitude.max(), rel=1e-4)
+    assert frame.meta["maps"]["saliency"]["value_range"][1] <= hi * (1 + 1e-4)

@@ -93,6 +93,7 @@
     lastDrawn = meta.seq;
     S.meta = meta;
     if (parts.ranges) S.ranges = new Float32Array(parts.ranges);
+    S.fcValues = parts.fc_values ? new Float32Array(parts.fc_values) : null; // every FC neuron's value (hover)
     for (const [name, bitmap] of bitmaps) {
       const canvas = canvasFor(name);
       if (canvas) paint(canvas, bitmap);

@@ -7,6 +7,7 @@
   const S = window.convscope;
   const $ = (id) => document.getElementById(id);
   const GAP = 10;
+  const MIN_MAP = 104;
 
   function setEnlarged(panel) {
     document.querySelectorAll('.panel.enlarged').forEach((p) => { if (p !== panel) p.classList.remove('enlarged'); });
@@ -44,7 +45,10 @@
       const side = (width - (c - 1) * GAP) / c;
       if (rows * (side + chrome) + (rows - 1) * GAP <= avail) { best = c; break; }
     }
-    const cols = Math.max(2, best); // as many as it takes: 18 registered maps fit at 1440x900 in 5-6
+    // as many as it takes: 18 registered maps fit at 1440x900 in 5-7. Below 1100 px wide the column
+    // scrolls instead of shrinking the maps past MIN_MAP px (their titles and colour bars stay legible).
+    const most = innerWidth < 1100 ? Math.max(2, Math.floor((width + GAP) / (MIN_MAP + GAP))) : Infinity;
+    const cols = Math.min(Math.max(2, best), most);
     maps.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
   }
   // Colour bars under heatmaps (Grad-CAM, Grad-CAM++): the colormap from the raw map's min to its
@@ -80,7 +84,7 @@
   S.on('drawn', colorBars);
 
   // FC map hover: the neuron's index and, on the output layer, its class label (like the grid's
-  // tooltip). Per-neuron values are not in the frame header; the selected neuron's value is.
+  // tooltip) and its value (the fc_values blob, layers up to 4096 neurons; else the selected one's).
   const fcTip = document.createElement('div');
   fcTip.className = 'tooltip';
   fcTip.dataset.testid = 'fc-tooltip';
@@ -99,7 +103,9 @@
     const output = lin.length && lin[lin.length - 1].name === f.layer && f.neurons === S.hello.num_classes;
     let text = `neuron ${i}`;
     if (output && S.hello.labels[i] !== undefined) text += ` “${S.hello.labels[i]}”`;
-    if (f.selected === i && f.selected_value !== null && f.selected_value !== undefined) text += ` = ${num(f.selected_value)}`;
+    const values = S.fcValues && S.fcValues.length === f.neurons ? S.fcValues : null; // every neuron's (scales.js)
+    if (values) text += ` = ${(S.formatValue || num)(values[i])}`;
+    else if (f.selected === i && f.selected_value !== null && f.selected_value !== undefined) text += ` = ${num(f.selected_value)}`;
     else text += ' · click to select';
     fcTip.textContent = text;
     const box = $('fc-box').getBoundingClientRect();
