@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from convscope.errors import ConvscopeError
-from convscope.server import commands, protocol
+from convscope.server import commands, protocol, unit_commands
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
@@ -89,6 +89,8 @@ def create_app(dash: Dashboard) -> Starlette:
             status.cancel()
             hub.close()
             await asyncio.to_thread(pipeline.stop, 0.5)  # a stop signal must end the process within 1 s
+            if dash.units is not None:
+                dash.units.close()
 
     async def index(request: Request) -> Response:
         reason = dash.guard.why_refused(request)
@@ -127,6 +129,10 @@ def create_app(dash: Dashboard) -> Starlette:
 
                 pipeline.request_snapshot(done)
                 return
+            if kind in unit_commands.KINDS:  # the unit explorer (issue 15): answered off the event loop
+                units_query(viewer, unit_commands.parse(protocol.decode(text), dash.space, pipeline.state.conv_layer,
+                                                        dash.units is not None))
+                return
             if kind in commands.KINDS:  # playback: seek, step, speed
                 command = commands.parse(protocol.decode(text), player)
                 commands.apply(command, player)
@@ -147,6 +153,20 @@ def create_app(dash: Dashboard) -> Starlette:
             hub.broadcast("state", state_message())
         except ConvscopeError as exc:  # RequestError from the schema, LayerError from Engine.resolve
             viewer.push_error(_error(str(exc).splitlines()[0], _kind(text)))
+
+    def units_query(viewer: Viewer, msg: unit_commands.UnitsMessage) -> None:
+        async def run() -> None:
+            try:
+                reply = await asyncio.to_thread(unit_commands.answer, msg, dash.units)
+                viewer.push_control("units", json.dumps(reply, separators=(",", ":")))
+            except Exception as exc:  # a failed query must not end the connection
+                viewer.push_error(_error(f"units: {type(exc).__name__}: {str(exc)[:160]}", "units"))
+
+        task = asyncio.get_running_loop().create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    tasks: set[asyncio.Task] = set()
 
     async def websocket_endpoint(ws: WebSocket) -> None:
         reason = dash.guard.why_refused(ws, websocket=True)

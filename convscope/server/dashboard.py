@@ -36,6 +36,7 @@ class Dashboard:
     guard: Guard
     resolve: Callable[[ViewRequest], Any] | None = None
     on_startup: Callable[[], None] | None = None
+    units: Any = None  # the unit explorer's UnitsSession (issue 15), None: off
 
 
 def algorithm_menu() -> list[dict]:
@@ -52,7 +53,8 @@ def algorithm_menu() -> list[dict]:
 
 def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, quality: int = 80,
                    on_startup: Callable[[], None] | None = None, net_probe: bool = True,
-                   snapshots: Path | None = None) -> Dashboard:
+                   snapshots: Path | None = None, units: bool = True, units_dir: Path | None = None,
+                   featvis: bool = True) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 
     Raises:
@@ -75,4 +77,24 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
     pipeline.snapshot_dir = snapshots  # a Path, or None: no snapshots
     pipeline.snapshot_info = {"model": engine.bundle.name, "source": hello["source"]}
     hello["snapshots"] = snapshots is not None
-    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup)
+    session = _units_session(engine, source, units_dir, featvis) if units else None
+    hello["units"] = None if session is None else {
+        "dataset": str(units_dir) if units_dir is not None else None,
+        "dataset_layers": session.load(units_dir) if units_dir is not None else [],
+        "featvis": session.featvis is not None}
+    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup, units=session)
+
+
+def _units_session(engine: FrameEngine, source: FrameSource, units_dir: Path | None, featvis: bool) -> Any:
+    """The unit explorer: a session the ``units`` view feeds (bound to this engine's layers)."""
+    from convscope.units.session import FeatVisWorker, UnitsSession
+    from convscope.views.units import bind
+
+    layers = getattr(engine, "layer_info", None)
+    if layers is None:  # an engine without the layer table (test doubles): no unit explorer
+        return None
+    worker = FeatVisWorker(engine.bundle) if featvis else None
+    session = UnitsSession(engine.bundle, layers, featvis=worker)
+    session.follow(source)
+    bind(layers, session)
+    return session
