@@ -142,7 +142,7 @@ class FeatVisWorker:
                 job["state"] = "running"
             t_last = [time.perf_counter()]
 
-            def progress(step: int, steps: int, job: dict = job) -> None:
+            def progress(step: int, steps: int, job: dict = job, t_last: list = t_last) -> None:
                 now = time.perf_counter()
                 busy = now - t_last[0]
                 self.step_s.append(busy)

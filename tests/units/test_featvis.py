@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from convscope.units.featvis import Cancelled, FeatureVis, channel_activation, fft_param, spectrum_scale, to_rgb
+from convscope.units.featvis import (
+    Cancelled,
+    FeatureVis,
+    channel_activation,
+    fft_param,
+    spectrum_scale,
+    to_rgb,
+)
 
 STEPS, SIZE = 24, 48
 
