@@ -71,6 +71,7 @@ def wait(page, condition: str, arg=None) -> None:
 
 def test_select_a_channel_shows_its_patches_histogram_overview_and_visualisation(page):
     assert page.locator(tid("units")).is_visible()
+    assert not page.locator(tid("units-body")).is_visible()  # collapsed until a channel is selected
     hello = page.evaluate("window.convscope.hello")
     assert hello["units"] == {"dataset": None, "dataset_layers": [], "featvis": True}
     channel = 5
@@ -82,17 +83,20 @@ def test_select_a_channel_shows_its_patches_histogram_overview_and_visualisation
                   && window.convscope.units.top.length >= 3
                   && [...document.querySelectorAll('[data-testid=unit-patch] img')]
                        .every((i) => i.complete && i.naturalWidth > 0)""")
-    units = page.evaluate("window.convscope.units")
+    # one snapshot of the reply and of what was drawn from it (replies keep coming)
+    units, patches, hist_frames, ov_channels = page.evaluate("""() => [window.convscope.units,
+        document.querySelectorAll('[data-testid=unit-patch]').length,
+        Number(document.querySelector('[data-testid=unit-histogram]').dataset.frames),
+        Number(document.querySelector('[data-testid=unit-overview]').dataset.channels)]""")
     scores = [t["score"] for t in units["top"]]
     assert scores == sorted(scores, reverse=True)
     assert all(isinstance(t["frame"], int) and 0 <= t["frame"] < 60 for t in units["top"])
     assert units["source"] == "session" and units["frames"] >= len(units["top"])
-    assert page.locator(tid("unit-patch")).count() == len(units["top"])
+    assert patches == len(units["top"])
     # the histogram counts every frame observed (at most the ring's length), the overview every channel
     assert 0 < sum(units["histogram"]["counts"]) <= units["frames"]
-    assert int(page.get_attribute(tid("unit-histogram"), "data-frames")) == sum(units["histogram"]["counts"])
-    assert sorted(units["overview"]["order"]) == list(range(16))
-    assert int(page.get_attribute(tid("unit-overview"), "data-channels")) == 16
+    assert hist_frames == sum(units["histogram"]["counts"])
+    assert sorted(units["overview"]["order"]) == list(range(16)) and ov_channels == 16
     # the feature visualisation: a progress bar or the finished image, and the image in the end
     wait(page, "['queued', 'running', 'done'].includes(document.querySelector('[data-testid=units]').dataset.featvis)")
     wait(page, """(() => { const i = document.querySelector('[data-testid=featvis]');

@@ -15,7 +15,12 @@
   panel.dataset.testid = 'units';
   panel.hidden = true;
   panel.innerHTML = `
-    <h2>Unit <span class="muted" data-testid="unit-title">–</span></h2>
+    <div class="panel-head units-head">
+      <h2>Unit <span class="muted" data-testid="unit-title">–</span></h2>
+      <button type="button" data-testid="units-toggle" aria-expanded="false"
+              title="show / hide the unit explorer (it opens when you select a channel)">▸ explore</button>
+    </div>
+    <div class="units-body" data-testid="units-body" hidden>
     <div class="units-sub muted" data-testid="unit-source"></div>
     <div class="unit-patches" data-testid="unit-patches"></div>
     <div class="units-label muted">per-frame maximum over the session</div>
@@ -34,7 +39,8 @@
     </div>
     <progress data-testid="featvis-progress" max="1" value="0" hidden></progress>
     <img class="featvis" data-testid="featvis" alt="feature visualisation" hidden>
-    <div class="featvis-note muted" data-testid="featvis-note"></div>`;
+    <div class="featvis-note muted" data-testid="featvis-note"></div>
+    </div>`;
   const col = document.querySelector('.col-a');
   if (col) col.append(panel);
   const q = (sel) => panel.querySelector(`[data-testid="${sel}"]`);
@@ -44,13 +50,31 @@
   let interacted = false; // the user selected a channel here: visualise it without a click
   let last = null; // the newest reply
   let timer = null;
+  let open = false; // collapsed until a channel is selected here (the dashboard's layout fits then)
   const visWanted = new Set(); // "layer:channel" the user asked to visualise
 
   const key = (layer, channel) => `${layer}:${channel}`;
   const fmt = (v) => (v === null || v === undefined ? '–' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
 
+  function setOpen(value, reveal) {
+    open = value;
+    q('units-body').hidden = !open;
+    const t = q('units-toggle');
+    t.textContent = open ? '▾ hide' : '▸ explore';
+    t.setAttribute('aria-expanded', String(open));
+    window.dispatchEvent(new Event('resize'));
+    if (open) {
+      ask();
+      schedule();
+      if (reveal) panel.scrollIntoView({ block: 'nearest' });
+    } else {
+      clearTimeout(timer);
+    }
+  }
+  q('units-toggle').addEventListener('click', () => setOpen(!open, true));
+
   function ask() {
-    if (!wanted || !S.hello || !S.hello.units) return;
+    if (!open || !wanted || !S.hello || !S.hello.units) return;
     const featvis = S.hello.units.featvis && (interacted || visWanted.has(key(wanted.layer, wanted.channel)));
     if (featvis) visWanted.add(key(wanted.layer, wanted.channel));
     S.send({ type: 'units', layer: wanted.layer, channel: wanted.channel, order: order.value, featvis });
@@ -58,6 +82,7 @@
 
   function schedule() {
     clearTimeout(timer);
+    if (!open) return;
     const running = last && last.featvis && ['queued', 'running'].includes(last.featvis.state);
     timer = setTimeout(() => { if (!document.hidden) ask(); schedule(); }, running ? FAST_MS : POLL_MS);
   }
@@ -73,8 +98,9 @@
     if (changed) interacted = true;
     if (!wanted || changed) {
       wanted = { layer: st.conv_layer, channel: st.channel };
-      ask();
-      schedule();
+      q('unit-title').textContent = `${wanted.layer} · channel ${wanted.channel}`;
+      if (changed && !open) setOpen(true, true);
+      else if (open) { ask(); schedule(); }
     }
   });
 
