@@ -273,5 +273,9 @@ class UnitsSession:
         return state
 
     def close(self) -> None:
+        """Stop the feature visualisation and let the engine's frames go unobserved."""
+        from convscope.views.units import unbind
+
+        unbind(self.layers)
         if self.featvis is not None:
             self.featvis.stop()
