@@ -171,3 +171,44 @@ def test_featvis_worker_matches_a_direct_run_is_cancelled_and_yields():
         worker.stop()
     # the main thread's torch threads are its own: the worker's one thread did not change them
     assert torch.get_num_threads() >= 1
+
+
+def test_units_outdir_replaces_the_session_patches_and_is_checked(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from convscope.cli.live import _units_dir
+    from convscope.errors import UsageError
+
+    bundle = _bundle()
+    with Engine(bundle) as engine:
+        session = UnitsSession(bundle, engine.layer_info, k=3, patch=8)
+        bind(engine.layer_info, session)
+        try:
+            req = engine.resolve(ViewRequest(conv_layer="3", algorithms=()))
+            for photo in PHOTOS[:2]:
+                engine.run(photo, req)
+        finally:
+            session.close()
+    doc = {"model": "tiny-units", "layers": {"3": [{"channel": 0, "top": [
+        {"source": "sub/a.jpg", "frame": None, "box": [0, 0, 4, 4], "score": 2.5},
+        {"source": "b.mp4", "frame": 12, "box": [1, 1, 5, 5], "score": 1.5}]}]}}
+    (tmp_path / "units.json").write_text(json.dumps(doc))
+    (tmp_path / "patches" / "3").mkdir(parents=True)
+    for rank in range(2):
+        Image.fromarray(np.full((4, 4, 3), 60 * rank, np.uint8)).save(tmp_path / "patches" / "3" / f"c0000_{rank}.jpg")
+    assert _units_dir(str(tmp_path)) == tmp_path.resolve()
+    assert session.load(tmp_path) == ["3"]
+    ans = session.query("3", 0, featvis=False)
+    assert ans["source"] == "dataset"
+    assert [(t["source"], t["frame"], t["score"]) for t in ans["top"]] == [("sub/a.jpg", None, 2.5), ("b.mp4", 12, 1.5)]
+    assert all(t["image"].startswith("data:image/jpeg;base64,") for t in ans["top"])
+    assert sum(ans["histogram"]["counts"]) == 2  # the histogram and overview still come from the session
+    assert ans["overview"]["frames"] == 2
+    for bad, words in ((tmp_path / "nothing", "no units.json"), (tmp_path / "broken", "cannot be read")):
+        bad.mkdir()
+        if bad.name == "broken":
+            (bad / "units.json").write_text("{not json")
+        with pytest.raises(UsageError, match=words):
+            _units_dir(str(bad))
