@@ -30,8 +30,10 @@ system-tools:
 # The linter first (ruff: seconds), then two workers for everything but the tests that assert a wall-clock bound (marker "timing":
 # shutdown within a second, reconnect within the read timeout); those run alone afterwards.
 # Exit status 5 is pytest's "no test selected" (a PYTEST_ARGS filter), not a failure.
+# One torch thread per worker: two workers already fill two cores, and OpenMP teams of two threads
+# per worker oversubscribe them (measured 3x slower on the ResNet-50 captum test under load).
 test: setup system-tools lint
-	$(PY) -m pytest -n 2 --dist loadfile -m "not timing" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -m "not timing" $(PYTEST_ARGS)
 	$(PY) -m pytest -m timing $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-fast: setup

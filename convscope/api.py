@@ -297,6 +297,7 @@ def live(model: Any, source: Any = "demo", *, host: str = "127.0.0.1", port: int
     from convscope.engine import Engine
     from convscope.server.app import create_app
     from convscope.server.dashboard import make_dashboard
+    from convscope.server.lanes import background_engine_factory
     from convscope.server.limits import Limits, LiveServer, make_config
     from convscope.server.security import Guard, choose_token, is_loopback
     from convscope.sources import open_source
@@ -313,7 +314,7 @@ def live(model: Any, source: Any = "demo", *, host: str = "127.0.0.1", port: int
         raise
     started = threading.Event()
     dash = make_dashboard(engine, src, Guard(tok, loopback_only=is_loopback(host)), quality=quality,
-                          on_startup=started.set)
+                          on_startup=started.set, background=background_engine_factory(bundle))
     limits = Limits()
     server = LiveServer(make_config(create_app(dash), limits), limits)
     bound, bound_port = sock.getsockname()[:2]

@@ -58,6 +58,8 @@ class GradCAM(Algorithm):
     uses_layer = True
     #: whether the map needs the gradient at the layer (Eigen-CAM does not)
     uses_gradient = True
+    #: whether ``Options.aug_smooth`` applies to this CAM (its map says so when it does not)
+    aug_smooth = True
 
     def weighted(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
         """The weighted activations whose channel sum is the map (B x C x h x w)."""

@@ -49,6 +49,9 @@ class ScoreCAM(GradCAM):
     title = "Score-CAM"
     summary = "channels weighted by the target's score on the input masked by each (batched masked forwards)"
     uses_gradient = False
+    #: augmentation smoothing would take K masked rows per augmented copy (rows built from other
+    #: rows' activations), which the one batched row forward does not do: the map says it is unsmoothed
+    aug_smooth = False
 
     def needs(self, target: Target, layer: str | None) -> Needs:
         assert layer is not None

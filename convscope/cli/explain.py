@@ -17,6 +17,7 @@ from convscope import algorithms, views
 from convscope.cli.common import add_command, add_model_options, load_model_from_args
 from convscope.engine import Result, Target, ViewRequest
 from convscope.errors import UsageError, suggest
+from convscope.scale.options import add_ray_options
 from convscope.stills import session
 from convscope.stills.inputs import Item
 from convscope.stills.options import (
@@ -72,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-raw", action="store_true",
                    help="also write each map before normalisation and the model input tensor as float32 .npy")
     add_model_options(p)
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
@@ -127,6 +129,8 @@ class _Writer:
                 outputs.append({"algorithm": name, "target": target.as_dict(), "layer": output.layer,
                                 "image": relative(image, self.layout.base), "raw": raw,
                                 "empty": empty is not None, "empty_reason": empty})
+                if getattr(output, "rows", None):  # the extra input rows it took ("32 masked channels")
+                    outputs[-1]["rows"] = output.rows
                 if empty is not None:
                     self.warnings.append(session.blank_warning(output, target, self.labels,
                                                                 None if self.layout.flat else item.rel))
@@ -169,6 +173,10 @@ class _Writer:
 
 def run(args: argparse.Namespace) -> int:
     names = parse_algorithms(args.algorithms)
+    if getattr(args, "ray", None) is not None:  # the same work on a Ray cluster (convscope.scale)
+        from convscope.scale.explain import run as run_on_ray
+
+        return run_on_ray(args, names)
     inputs, layout = session.open_io(args, folder_only=True)
     layout.check_free([layout.base / "report.json"] + ([layout.base / "summary.png"] if inputs.kind == "image" else []))
     bundle = load_model_from_args(args)

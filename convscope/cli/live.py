@@ -31,6 +31,16 @@ class _LimitDefaults:
     stall_timeout = 20.0
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -70,6 +80,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--token", metavar="T", help="the token viewers must present (default: a random one, printed)")
     g.add_argument("--no-token", action="store_true", help="serve without a token (anyone who can reach the port sees it)")
     g.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
+    p.add_argument("--background-share", type=_share, default=0.2, metavar="F",
+                   help="a map that needs extra input rows (Integrated Gradients, SmoothGrad, Score-CAM, "
+                        "Ablation-CAM, augmentation smoothing) and would cost more than this share of a frame "
+                        "runs in the background on the newest frame; its panel shows how many frames old it is "
+                        "(default: 0.2; 0: always in the background)")
+    p.add_argument("--no-background", dest="background", action="store_false",
+                   help="compute every map every frame, however slow (the frame rate follows the slowest map)")
     p.add_argument("--no-optimize", dest="optimize", action="store_false",
                    help="run the model as loaded, without folding BatchNorm into the convs and without "
                    "channels_last (the views are the same either way)")
@@ -148,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from convscope.pixels import set_max_pixels
     from convscope.server.app import create_app
     from convscope.server.dashboard import make_dashboard
+    from convscope.server.lanes import background_engine_factory
     from convscope.server.limits import Limits, LiveServer, fit_to_fd_limit, make_config, raise_fd_limit
     from convscope.server.security import Guard, choose_token, is_loopback
     from convscope.sources import open_source
@@ -195,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
         dash = make_dashboard(engine, source, Guard(token, loopback_only=loopback), quality=args.quality,
                               on_startup=announce, snapshots=Path(args.snapshots).resolve(),
+                              background=background_engine_factory(bundle, optimize=args.optimize)
+                              if args.background else None,
+                              background_share=args.background_share,
                               units_dir=units_dir, featvis=args.featvis)
         server = LiveServer(make_config(create_app(dash), limits), limits)
         try:

@@ -18,7 +18,7 @@ from convscope.errors import ConvscopeError
 
 # Order = order in `convscope --help`.
 SUBCOMMANDS = ("layers", "models", "probe", "bench", "live", "record", "gradcam", "guided_backprop", "explain",
-               "units")
+               "units", "evaluate")
 
 
 class _Version(argparse.Action):

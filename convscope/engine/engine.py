@@ -299,11 +299,13 @@ class Engine:
         with torch.no_grad(), _threads(small):
             acts = {name: t.detach() for name, t in capture.outputs.items()}
             captured = _Captured(x, acts, grads, rows, self.layer_info)
+            timer = _CostTimer(self.device.type == "cpu" or self.sync_timings, self.device.type == "cuda")
             captured = run_rows(self, plan, captured, top1)  # extra input rows (engine/rows.py)
-            raws = {
-                job.name: algorithms.get(job.name).compute(captured, job.target, job.layer).float()
-                for job in plan.jobs
-            }
+            timer.share_rows(plan)
+            raws = {}
+            for job in plan.jobs:
+                raws[job.name] = algorithms.get(job.name).compute(captured, job.target, job.layer).float()
+                timer.charge(f"map:{job.name}")
             clock.lap("algorithms")
             cmap = "gray" if req.grayscale else req.colormap
             frame = Frame(req, rows, x255, render.to_uint8_image(x255), logits, top1, raws, cmap, acts,
@@ -314,15 +316,18 @@ class Engine:
             if req.keep_raw:
                 own.add("input", x)
             slots = [own] + [packer.slot(view.name) for view in plan.views]
+            timer.restart()
             for view, slot in zip(plan.views, slots[1:], strict=True):
                 view.render(frame, slot)
+                timer.charge(view.name)
             clock.lap("render")
             host = split(packer.copy(), slots)
         clock.lap("copy")
-        return self._results(req, plan, host, rows, clock.timings)
+        return self._results(req, plan, host, rows, clock.timings, timer.costs)
 
     def _results(
-        self, req: ViewRequest, plan: Plan, host: dict[str, dict], rows: int, timings: dict[str, float]
+        self, req: ViewRequest, plan: Plan, host: dict[str, dict], rows: int, timings: dict[str, float],
+        costs: dict[str, float] | None = None,
     ) -> list[Result]:
         mine = host[""]
         results = []
@@ -334,7 +339,7 @@ class Engine:
                 if panel is not None:
                     panels[view.name] = panel
             raw_input = mine["input"][b : b + 1] if "input" in mine else None
-            results.append(Result(panels, raw_input, dict(timings)))
+            results.append(Result(panels, raw_input, dict(timings), dict(costs or {})))
         return results
 
     def _describe_rule(self, rule: Rule) -> str:
@@ -354,6 +359,51 @@ def _threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(current)
+
+
+class _CostTimer:
+    """Seconds each view cost this frame (its algorithm's raw map, its extra rows, its drawing).
+
+    Only where a host clock can see the work: on the CPU, or on CUDA with ``sync_timings``
+    (each charge then synchronises). Otherwise ``costs`` stays empty rather than report kernel
+    launch times as costs. The merged forward and backward passes are shared by every view and
+    are not charged to any (they are ``Result.timings``' ``forward`` and ``backward``).
+    """
+
+    def __init__(self, enabled: bool, cuda: bool) -> None:
+        self.enabled = enabled
+        self._sync = enabled and cuda
+        self.costs: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def _now(self) -> float:
+        if self._sync:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def restart(self) -> None:
+        if self.enabled:
+            self._last = self._now()
+
+    def charge(self, name: str) -> None:
+        """Charge the time since the last charge (or restart) to view ``name``."""
+        if not self.enabled:
+            return
+        now = self._now()
+        self.costs[name] = self.costs.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def share_rows(self, plan: Plan) -> None:
+        """Split the extra rows' time (one batched forward and backward for all) evenly among
+        the algorithms that declared rows."""
+        if not self.enabled:
+            return
+        now = self._now()
+        spent, self._last = now - self._last, now
+        owners = [job.name for job in plan.jobs
+                  if algorithms.get(job.name).needs(job.target, job.layer).rows]
+        for name in owners:
+            self.costs[f"map:{name}"] = self.costs.get(f"map:{name}", 0.0) + spent / len(owners)
 
 
 class _Clock:

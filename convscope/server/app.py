@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from convscope.errors import ConvscopeError
-from convscope.server import commands, protocol, unit_commands
+from convscope.server import commands, protocol, trust, unit_commands
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
@@ -61,6 +61,7 @@ def create_app(dash: Dashboard) -> Starlette:
 
     player = pipeline.player
     seen = {"version": -1}
+    trusted = trust.TrustWorker(pipeline)  # the sanity toggle and deletion scores (issue 17): idle until asked
 
     def playback_changed() -> None:
         """Tell every viewer where playback is (files and folders), and the pause button's state."""
@@ -79,6 +80,7 @@ def create_app(dash: Dashboard) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pipeline.set_publisher(ThreadHandoff(asyncio.get_running_loop(), hub))
+        trust.connect(trusted, asyncio.get_running_loop(), hub)
         pipeline.start()
         status = asyncio.create_task(status_loop())
         if dash.on_startup is not None:
@@ -89,6 +91,7 @@ def create_app(dash: Dashboard) -> Starlette:
             status.cancel()
             hub.close()
             await asyncio.to_thread(pipeline.stop, 0.5)  # a stop signal must end the process within 1 s
+            await asyncio.to_thread(trusted.stop, 0.3)
             if dash.units is not None:
                 dash.units.close()
 
@@ -128,6 +131,9 @@ def create_app(dash: Dashboard) -> Starlette:
                         loop.call_soon_threadsafe(viewer.push_error, _error(error or "snapshot failed", "snapshot"))
 
                 pipeline.request_snapshot(done)
+                return
+            if kind in trust.KINDS:  # sanity toggle, deletion scores
+                trust.handle(trusted, protocol.decode(text), viewer, hub)
                 return
             if kind in unit_commands.KINDS:  # the unit explorer (issue 15): answered off the event loop
                 units_query(viewer, unit_commands.parse(protocol.decode(text), dash.space, pipeline.state.conv_layer,
@@ -180,6 +186,7 @@ def create_app(dash: Dashboard) -> Starlette:
             player.viewer_arrived()  # a file waits paused on its first frame until someone watches
             viewer.push_control("playback", json.dumps({"type": "playback", **player.describe()}))
         viewer.push_control("state", json.dumps({"type": "state", **state_message()}))
+        viewer.push_control("sanity", json.dumps({"type": "sanity", **trusted.describe()}))
         sender = asyncio.create_task(hub.serve(viewer, ws.send_text, ws.send_bytes))
         try:
             while True:
@@ -218,6 +225,7 @@ def create_app(dash: Dashboard) -> Starlette:
     )
     app.state.hub = hub
     app.state.dashboard = dash
+    app.state.trust = trusted
     return app
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from convscope.request import ViewRequest
 from convscope.server import protocol
+from convscope.server.lanes import Lanes
 from convscope.server.pipeline import Pipeline, make_net_probe
 from convscope.server.security import Guard
 
@@ -51,11 +52,45 @@ def algorithm_menu() -> list[dict]:
     ]
 
 
+#: The options the page offers as controls (the rest are accepted on the wire but not shown).
+_OPTION_TITLES = {
+    "steps": ("IG steps", "Integrated Gradients: interpolation steps (rows per frame)"),
+    "samples": ("SmoothGrad samples", "SmoothGrad: noisy copies (rows per frame)"),
+    "top_channels": ("CAM channels", "Score-CAM and Ablation-CAM: the K channels of largest mean activation (empty: all)"),
+    "aug_smooth": ("aug smooth", "every CAM averaged over flips and brightness changes (6 rows per frame)"),
+    "eigen_smooth": ("eigen smooth", "every CAM as the first principal component of its weighted activations"),
+}
+
+
+def option_menu() -> dict[str, dict]:
+    """The algorithm options a page may set: default, type, bounds (:data:`protocol.OPTION_BOUNDS`)."""
+    import dataclasses
+
+    from convscope.algorithms.options import Options
+
+    defaults = Options()
+    out = {}
+    for name, bounds in protocol.OPTION_BOUNDS.items():
+        title, help_text = _OPTION_TITLES.get(name, (name.replace("_", " "), ""))
+        entry = {"default": getattr(defaults, name), "type": bounds[0].__name__, "title": title, "help": help_text,
+                 "show": name in _OPTION_TITLES}
+        if len(bounds) == 3:
+            entry.update(min=bounds[1], max=bounds[2])
+        out[name] = entry
+    assert set(out) <= {f.name for f in dataclasses.fields(Options)}
+    return out
+
+
 def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, quality: int = 80,
                    on_startup: Callable[[], None] | None = None, net_probe: bool = True,
-                   snapshots: Path | None = None, units: bool = True, units_dir: Path | None = None,
+                   snapshots: Path | None = None, background: Callable[[], FrameEngine] | None = None,
+                   background_share: float = 0.2, units: bool = True, units_dir: Path | None = None,
                    featvis: bool = True) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
+
+    ``background`` builds the engine of the background lane, where maps that need extra input
+    rows run without stalling the frame loop (:mod:`convscope.server.lanes`); ``None``: every
+    map every frame.
 
     Raises:
         RequestError, LayerError: the model cannot show the default selection.
@@ -71,9 +106,11 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
          "fps": info.fps, "live": info.live},
         space,
     )
+    hello["options"] = option_menu()
     hello["playback"] = source.describe() if getattr(source, "seekable", False) else None
     probe = make_net_probe(engine.bundle) if net_probe else None
-    pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe)
+    lanes = Lanes(engine, background, background_share)
+    pipeline = Pipeline(engine, source, state, quality=quality, net_probe=probe, lanes=lanes)
     pipeline.snapshot_dir = snapshots  # a Path, or None: no snapshots
     pipeline.snapshot_info = {"model": engine.bundle.name, "source": hello["source"]}
     hello["snapshots"] = snapshots is not None

@@ -47,7 +47,9 @@ class EncodedFrame:
             timings, and the list of panels that follow as binary messages. ``activations``,
             ``channel``, ``fc`` and each ``maps`` entry carry ``empty``: null, or why that panel
             is drawn blank (``all zero: ...``, ``constant: ...``, ``non-finite values (inf/nan)``);
-            ``maps`` entries also carry ``value_range``, the raw map's ``[min, max]``.
+            ``maps`` entries also carry ``value_range``, the raw map's ``[min, max]``. ``costs``:
+            milliseconds each view cost on its own (:attr:`Result.costs`); the pipeline adds
+            ``background`` (maps computed off the frame loop, see :mod:`convscope.server.lanes`).
         blobs: one per panel, in the order listed in ``meta["panels"]``.
         seconds: wall time :func:`encode_result` took.
     """
@@ -140,5 +142,6 @@ def encode_result(result: Result, quality: int = 80, seq: int = 0) -> EncodedFra
                 place = place.setdefault(parent, {})
             place[key] = value
     meta["timings"] = {k: round_sig(v * 1000.0, 4) for k, v in result.timings.items()}  # milliseconds
+    meta["costs"] = {k: round_sig(v * 1000.0, 3) for k, v in result.costs.items()}  # per view, milliseconds
     meta["panels"] = panels
     return EncodedFrame(seq=seq, meta=meta, blobs=tuple(blobs), seconds=time.perf_counter() - t0)

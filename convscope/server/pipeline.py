@@ -29,6 +29,7 @@ import numpy as np
 
 from convscope.errors import ConvscopeError
 from convscope.server.encode import EncodedFrame, encode_result
+from convscope.server.lanes import Lanes
 from convscope.server.protocol import ViewState
 
 if TYPE_CHECKING:
@@ -76,8 +77,13 @@ class Pipeline:
     """
 
     def __init__(self, engine: FrameEngine, source: FrameSource, state: ViewState, *, quality: int = 80,
-                 net_probe: Callable[[np.ndarray], float] | None = None) -> None:
+                 net_probe: Callable[[np.ndarray], float] | None = None, lanes: Lanes | None = None) -> None:
         self.engine = engine
+        #: which maps run every frame and which in the background (:mod:`convscope.server.lanes`)
+        self.lanes = lanes if lanes is not None else Lanes(engine, None)
+        self._frame_number = 0  # distinct input frames computed (a background map's age is counted in these)
+        self._frame_obj: Any = None
+        self.lanes.on_result = self._background_done
         self.source = source
         self.quality = quality
         self.net_probe = net_probe
@@ -90,7 +96,7 @@ class Pipeline:
         self._paused = False
         self._threads: list[threading.Thread] = []
         self._slot = threading.Condition()
-        self._pending: tuple[Result, int] | None = None  # newest (Result, seq) not yet encoded
+        self._pending: tuple[Result, int, dict | None, dict] | None = None  # newest (Result, seq, where, background) not encoded
         self._seq = 0
         self._times: deque[float] = deque(maxlen=240)
         self._run_s: deque[float] = deque(maxlen=30)
@@ -125,6 +131,13 @@ class Pipeline:
         """Make ``state`` the next frame's selection (recomputed at once when paused)."""
         with self._lock:
             self._state = state
+            self._version += 1
+        self._changed.set()
+
+    def _background_done(self) -> None:
+        """A background map is ready: the frame loop publishes it with its next frame, and a frame
+        that is not moving (paused, ended, a stalled stream) is recomputed to show it."""
+        with self._lock:
             self._version += 1
         self._changed.set()
 
@@ -201,7 +214,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self._threads)
+        lanes_done = self.lanes.stop(max(0.05, deadline - time.monotonic()))
+        return lanes_done and not any(thread.is_alive() for thread in self._threads)
 
     @property
     def alive(self) -> bool:
@@ -236,10 +250,18 @@ class Pipeline:
                 self._take_snapshots(frame, state)
 
     def _step(self, image: np.ndarray, state: ViewState, frame: Any = None) -> None:
+        if frame is None or frame is not self._frame_obj:
+            self._frame_number += 1
+            self._frame_obj = frame
+        every_frame = self.player is not None and self.player.every_frame
+        request, background = self.lanes.split(state, every_frame)
+        self.lanes.offer(image, self._frame_number, state, background)
         try:
             t0 = time.perf_counter()
-            result = self.engine.run(image, state.to_request())
-            self._run_s.append(time.perf_counter() - t0)
+            result = self.engine.run(image, request)
+            seconds = time.perf_counter() - t0
+            self._run_s.append(seconds)
+            result, waiting = self.lanes.merge(result, self._frame_number, seconds)
             self.last_result = result
         except Exception as exc:
             self._fail(exc)
@@ -253,7 +275,7 @@ class Pipeline:
                     self._slot.wait(0.1)
             if self._pending is not None:
                 self.replaced += 1
-            self._pending = (result, self._seq, where)
+            self._pending = (result, self._seq, where, waiting)
             self._seq += 1
             self._slot.notify()
         now = time.perf_counter()
@@ -277,12 +299,13 @@ class Pipeline:
                     self._slot.wait(0.25)
                 if self._pending is None:
                     return
-                (result, seq, where), self._pending = self._pending, None
+                (result, seq, where, waiting), self._pending = self._pending, None
                 self._slot.notify_all()
             try:
                 encoded = encode_result(result, self.quality, seq)
                 if where is not None:
                     encoded.meta["source_frame"] = where  # which input frame (the timeline's position)
+                encoded.meta["background"] = waiting  # maps computed off the frame loop: age, cost
             except Exception as exc:
                 self._fail(exc)
                 continue
@@ -337,5 +360,5 @@ class Pipeline:
             "encode_share": round(enc_ms / (run_ms + enc_ms), 4) if run_ms + enc_ms else None,
             "replaced": self.replaced,
             "frame_bytes": int(statistics.fmean(self._bytes)) if self._bytes else 0,
-            "error": self.error,
+            "error": self.error or self.lanes.error,
         }

@@ -2,7 +2,10 @@
 
 Page -> server (JSON text, at most :data:`MAX_MESSAGE_BYTES`)::
 
-    {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection
+    {"type": "view", <any subset of VIEW_FIELDS>}   change the shared selection (layers, indices, the
+                                                    pinned class, ``versus`` (a contrast class),
+                                                    ``counterfactual``, ``options`` {name: value or
+                                                    null}, bounded by OPTION_BOUNDS)
     {"type": "pause", "paused": true|false}         freeze / resume the input
     {"type": "ack", "seq": N}                       frames up to N arrived (flow control)
 
@@ -93,6 +96,9 @@ class ViewState:
     algorithms: tuple[str, ...]
     grayscale: bool = False
     normalize: str = "channel"
+    versus: int | None = None  # the contrast class: every class target explains "class, rather than this one"
+    counterfactual: bool = False  # class targets explain what speaks against the class (negated score)
+    options: tuple[tuple[str, Any], ...] = ()  # algorithm options that differ from the defaults
 
     @classmethod
     def initial(cls, space: ModelSpace) -> ViewState:
@@ -115,15 +121,18 @@ class ViewState:
             return Target("channel", self.channel, self.conv_layer)
         if self.selection == "neuron" and self.neuron is not None and self.fc_layer is not None:
             return Target("neuron", self.neuron, self.fc_layer)
-        return Target("class", self.cam_class)
+        return self._class_target()
+
+    def _class_target(self) -> Target:
+        return Target("class", self.cam_class, versus=self.versus, negate=self.counterfactual)
 
     def to_request(self, **overrides: Any) -> ViewRequest:
         """The engine request for this selection (``overrides`` go to :class:`ViewRequest`)."""
         fields = dict(
             conv_layer=self.conv_layer, channel=self.channel, fc_layer=self.fc_layer, neuron=self.neuron,
-            cam_layer=self.cam_layer, cam_target=Target("class", self.cam_class),
+            cam_layer=self.cam_layer, cam_target=self._class_target(),
             selection_target=self.selection_target(), algorithms=self.algorithms, grayscale=self.grayscale,
-            normalize=self.normalize,
+            normalize=self.normalize, options=self.options,
         )
         fields.update(overrides)
         return ViewRequest(**fields)
@@ -134,7 +143,8 @@ class ViewState:
             "neuron": self.neuron, "cam_layer": self.cam_layer, "cam_class": self.cam_class,
             "selection": self.selection, "gb_source": self.selection,  # gb_source: the old name, kept
             "algorithms": list(self.algorithms), "grayscale": self.grayscale,
-            "normalize": self.normalize,
+            "normalize": self.normalize, "versus": self.versus, "counterfactual": self.counterfactual,
+            "options": dict(self.options),
         }
 
 
@@ -159,7 +169,16 @@ Message = ViewMessage | PauseMessage | AckMessage
 LEGACY_FIELDS = {"gb_source": "selection"}
 
 VIEW_FIELDS = ("conv_layer", "channel", "fc_layer", "neuron", "cam_layer", "cam_class", "selection",
-               "algorithms", "grayscale", "normalize")
+               "algorithms", "grayscale", "normalize", "versus", "counterfactual", "options")
+
+#: What a page may set of the algorithm options (:class:`convscope.algorithms.options.Options`),
+#: with the bounds a shared dashboard accepts: rows cost memory and time, so a message cannot ask
+#: for thousands of them.
+OPTION_BOUNDS: dict[str, tuple] = {
+    "aug_smooth": (bool,), "eigen_smooth": (bool,), "steps": (int, 1, 128), "samples": (int, 1, 128),
+    "top_channels": (int, 1, 4096), "noise": (float, 0.0, 1.0), "blur_sigma": (float, 0.0, 100.0),
+    "seed": (int, 0, 2**31 - 1), "baseline": (str,),
+}
 
 
 def _int(value: Any, name: str, size: int | None, optional: bool = False) -> int | None:
@@ -288,6 +307,14 @@ def apply_view(state: ViewState, changes: dict, space: ModelSpace) -> ViewState:
         if not isinstance(changes["grayscale"], bool):
             raise RequestError(f"grayscale must be true or false, got {_show(changes['grayscale'])}")
         new["grayscale"] = changes["grayscale"]
+    if "versus" in changes:
+        new["versus"] = _int(changes["versus"], "versus", space.num_classes, optional=True)
+    if "counterfactual" in changes:
+        if not isinstance(changes["counterfactual"], bool):
+            raise RequestError(f"counterfactual must be true or false, got {_show(changes['counterfactual'])}")
+        new["counterfactual"] = changes["counterfactual"]
+    if "options" in changes:
+        new["options"] = _options(state.options, changes["options"])
     if "algorithms" in changes:
         algs = changes["algorithms"]
         if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
@@ -299,6 +326,33 @@ def apply_view(state: ViewState, changes: dict, space: ModelSpace) -> ViewState:
             raise RequestError("algorithms lists a name twice")
         new["algorithms"] = tuple(a for a in space.algorithms if a in algs)  # registry order
     return replace(state, **new)
+
+
+def _options(current: tuple[tuple[str, Any], ...], change: Any) -> tuple[tuple[str, Any], ...]:
+    """``current`` with ``change`` (an object of option: value; null resets one to its default)."""
+    from convscope.algorithms.options import Options
+
+    if not isinstance(change, dict):
+        raise RequestError(f"options must be an object of option names and values, got {_show(change)}")
+    merged = dict(current)
+    for name, value in change.items():
+        bounds = OPTION_BOUNDS.get(name)
+        if bounds is None:
+            raise RequestError(f"unknown option {str(name)[:40]!r}{suggest(str(name), tuple(OPTION_BOUNDS))}")
+        if value is None:
+            merged.pop(name, None)
+            continue
+        kind = bounds[0]
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        else:
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if not ok:
+            raise RequestError(f"option {name} must be {kind.__name__}, got {_show(value)}")
+        if len(bounds) == 3 and not bounds[1] <= value <= bounds[2]:
+            raise RequestError(f"option {name} {value} is out of range ({bounds[1]}..{bounds[2]})")
+        merged[name] = float(value) if kind is float else value
+    return Options.of(merged).pairs()
 
 
 def hello_message(model: str, layers: list, labels: tuple[str, ...] | list[str], algorithms: list[dict],

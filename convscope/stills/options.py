@@ -82,7 +82,8 @@ def add_algorithm_options(parser: argparse.ArgumentParser) -> None:
     """Options of the algorithms (issue 13): smoothing, Score-CAM/Ablation-CAM channels, IG, SmoothGrad."""
     g = parser.add_argument_group("algorithm options")
     g.add_argument("--aug-smooth", action="store_true",
-                   help="every CAM averaged over the horizontal flip and intensities 0.9/1/1.1 (6 extra rows)")
+                   help="every gradient CAM averaged over the horizontal flip and intensities 0.9/1/1.1 (6 extra "
+                        "rows); Score-CAM and Ablation-CAM are not smoothed (report.json's rows says so)")
     g.add_argument("--eigen-smooth", action="store_true",
                    help="every CAM as the first principal component of its weighted activations")
     g.add_argument("--top-channels", type=int, metavar="K",

@@ -39,6 +39,8 @@ class MapOutput:
             ...``, ``constant: ...`` or ``non-finite values (inf/nan)``
             (:func:`convscope.render.empty_reason`).
         value_range: ``(min, max)`` of the raw map (before any normalisation).
+        rows: the extra input rows the map took, in words (``32 masked channels``,
+            ``16 steps``), None for maps that need none.
     """
 
     algorithm: str
@@ -50,6 +52,7 @@ class MapOutput:
     rule: str = "standard"
     empty: str | None = None
     value_range: tuple[float, float] | None = None
+    rows: str | None = None
 
     @property
     def view(self) -> str:
@@ -65,7 +68,8 @@ class MapOutput:
     def meta(self) -> Any:
         return {"target": self.target.as_dict(), "layer": self.layer, "rule": self.rule,
                 "overlay": self.overlay is not None, "empty": self.empty,
-                "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range]}
+                "value_range": None if self.value_range is None else [round_sig(v) for v in self.value_range],
+                "rows": self.rows}
 
     def meta_key(self) -> tuple[str, ...]:
         return ("maps", self.algorithm)
@@ -114,7 +118,8 @@ class MapView(View):
         target, layer = self.job(frame.request)
         if target.kind == "class" and target.index is None:
             target = dataclasses.replace(target, index=frame.top1)  # keeps versus / negate
-        rules = [g.rule for g in self.algorithm.needs(target, layer).grads if g.rule != "standard"]
+        needs = self.algorithm.needs(target, layer)  # under the request's options (the engine made them current)
+        rules = [g.rule for g in needs.grads if g.rule != "standard"]
         lo, hi = (float(v) for v in host["range"][row])
         return MapOutput(
             algorithm=self.algorithm.name,
@@ -126,4 +131,29 @@ class MapView(View):
             rule=frame.describe_rule(rules[0] if rules else "standard"),
             empty=render.empty_reason(lo, hi),
             value_range=(lo, hi),
+            rows=describe_rows(needs.rows, self._unsmoothed()),
         )
+
+    def _unsmoothed(self) -> str | None:
+        """Why augmentation smoothing, asked for, was not applied to this map (None: it was, or not asked)."""
+        from convscope.algorithms.options import current
+
+        if current().aug_smooth and getattr(self.algorithm, "aug_smooth", None) is False:
+            return "not aug-smoothed"
+        return None
+
+
+#: What one extra input row is, per kind of :class:`~convscope.vocabulary.Rows`.
+_ROW_WORDS = {"interpolate": "steps", "noise": "noisy samples", "augment": "augmented copies",
+              "mask": "masked channels", "ablate": "ablated channels"}
+
+
+def describe_rows(rows: tuple, note: str | None = None) -> str | None:
+    """``32 masked channels · 6 augmented copies``: the rows a map took, for its caption."""
+    words = []
+    for r in rows:
+        what = _ROW_WORDS.get(r.kind, f"{r.kind} rows")
+        words.append(f"{r.count if r.count is not None else 'all'} {what}")
+    if note:
+        words.append(note)
+    return " · ".join(dict.fromkeys(words)) or None

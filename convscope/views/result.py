@@ -29,11 +29,15 @@ class Result:
             ``fc``, ``map:<algorithm>``, and any plugin view's).
         input_tensor: 1x3xHxW float32, the exact model input, only with ``keep_raw``.
         timings: seconds per engine stage.
+        costs: seconds each view cost on its own (its algorithm, extra rows and drawing), by view
+            name; empty where the host clock cannot see device work (CUDA without
+            ``sync_timings``). The shared forward and backward passes are in ``timings``.
     """
 
     panels: dict[str, Panel] = field(default_factory=dict)
     input_tensor: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
 
     def _panel(self, name: str, kind: type) -> object | None:
         panel = self.panels.get(name)

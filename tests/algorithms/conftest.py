@@ -14,26 +14,14 @@ def chelsea() -> np.ndarray:
     return data.chelsea()
 
 
-@pytest.fixture(scope="session")
-def zoo():
-    """``zoo(name)``: a loaded model, cached for the session (random weights except the offline model)."""
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = load_model(name, weights="default" if name == "efficientnet_lite0" else "random")
-        return cache[name]
-
-    return get
-
-
 #: the input side of the small models of the reference tests (issue 13's zoo): 128 px keeps them cheap
 SMALL = 128
 
 
 @pytest.fixture(scope="session")
 def small_zoo():
-    """``small_zoo(name)``: like ``zoo`` but fed 128x128 inputs (the maps' references are size-agnostic)."""
+    """``small_zoo(name)``: a loaded model fed 128x128 inputs, cached for the session (random weights
+    except the offline model; the maps' references do not depend on the input size)."""
     cache = {}
 
     def get(name: str):

@@ -39,8 +39,8 @@ def relu6_as_relu_and_clamp(model: nn.Module) -> nn.Module:
 @pytest.mark.parametrize(
     "name", ["resnet50", "efficientnet_lite0", pytest.param("vgg16", marks=pytest.mark.slow)]
 )
-def test_maps_match_captum(name, zoo, chelsea):
-    bundle = zoo(name)
+def test_maps_match_captum(name, small_zoo, chelsea):
+    bundle = small_zoo(name)  # 128 px: the references do not depend on the input size
     with Engine(bundle) as engine:
         request = ViewRequest(keep_raw=True, algorithms=("gradcam", "guided_backprop", "guided_gradcam"))
         cam_layer = engine.resolve(request).cam_layer

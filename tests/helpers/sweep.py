@@ -554,6 +554,9 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
     from convscope.vocabulary import INPUT
 
     algos = algorithm_names()
+    # every method runs on every model, with the fewest extra rows (the row methods' arithmetic is
+    # checked against pytorch-grad-cam and captum in tests/algorithms; here: that they run anywhere)
+    options = (("steps", 2), ("samples", 2), ("top_channels", 2))
     try:
         t = time.perf_counter()
         if bundle is None:
@@ -600,7 +603,7 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
         # Grad-CAM++): input-gradient maps cost a full backward and do not depend on the layer
         # (guided Grad-CAM is guided backprop times the layer's Grad-CAM), run 0 has them
         try:
-            d_req = engine.resolve(ViewRequest(algorithms=algos, keep_raw=True))
+            d_req = engine.resolve(ViewRequest(algorithms=algos, keep_raw=True, options=options))
             shown = {d_req.conv_layer, d_req.cam_layer, d_req.fc_layer}
         except Exception:  # noqa: BLE001 - run 0 reports it
             shown = set()
@@ -621,7 +624,8 @@ def _sweep(rep, spec, image, weights, input_size, pytorch_grad_cam, bundle, refe
             try:
                 req = ViewRequest(conv_layer=conv, cam_layer=cam, fc_layer=fc,
                                   algorithms=algos if i == 0 else layer_algos,
-                                  panels=default_panels(), keep_raw=True, neuron=0 if fc or i == 0 else None)
+                                  panels=default_panels(), keep_raw=True, neuron=0 if fc or i == 0 else None,
+                                  options=options)
                 resolved = engine.resolve(req)
                 run.conv_layer, run.cam_layer, run.fc_layer = resolved.conv_layer, resolved.cam_layer, resolved.fc_layer
                 res = engine.run(image, req)

@@ -48,7 +48,7 @@ class Arch:
 ARCHS = [
     # torchvision CNNs
     Arch("resnet18", ("layer4[-1]",), "map", 160),
-    Arch("vgg11_bn", ("features[-1]",), "map"),  # 224: VGG's adaptive pool makes 7x7 of any grid
+    Arch("vgg11_bn", ("features[-1]",), "map", 128),  # VGG's adaptive pool makes 7x7 of any grid
     Arch("densenet121", ("features[-1]",), "map", 128),  # norm5; DenseNet's ReLU after it is F.relu
     Arch("mobilenet_v2", ("features[-1]",), "map"),  # after its BN and ReLU6
     Arch("mobilenet_v3_small", ("features[-1]",), "map"),  # after its BN and Hardswish

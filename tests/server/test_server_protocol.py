@@ -91,6 +91,8 @@ CHANGES = [
     {"algorithms": list(algorithms.names())},
     {"grayscale": True, "normalize": "layer"},
     {"selection": "class"},
+    {"cam_class": 2, "versus": 3, "counterfactual": True},
+    {"options": {"steps": 4, "top_channels": 8, "aug_smooth": True}},
 ]
 
 
@@ -140,3 +142,36 @@ def test_gb_source_is_still_accepted_as_the_old_name_of_selection(space):
     assert st.selection == "channel" and st.as_dict()["gb_source"] == "channel"
     with pytest.raises(RequestError, match="twice"):
         parse('{"type": "view", "selection": "class", "gb_source": "class"}', space)
+
+
+def test_contrast_and_counterfactual_reach_every_class_target(built, space):
+    st = apply_view(ViewState.initial(space), {"cam_class": 2, "versus": 7, "counterfactual": True}, space)
+    req = st.to_request()
+    assert req.cam_target == Target("class", 2, versus=7, negate=True) == req.selection_target
+    result = built.engine.run(built.source.latest(10).image, req)
+    assert result.maps["gradcam"].target.as_dict() == {"class": 2, "versus": 7, "counterfactual": True}
+    st = apply_view(st, {"versus": None, "counterfactual": False}, space)
+    assert st.to_request().cam_target == Target("class", 2)
+    for bad, why in (({"versus": 10}, "out of range"), ({"versus": "3"}, "integer"),
+                     ({"counterfactual": 1}, "true or false")):
+        with pytest.raises(RequestError, match=why):
+            apply_view(st, bad, space)
+
+
+def test_options_merge_reset_and_refuse_what_a_page_should_not_ask(built, space):
+    st = apply_view(ViewState.initial(space), {"options": {"steps": 4, "aug_smooth": True}}, space)
+    assert st.to_request().options == (("aug_smooth", True), ("steps", 4))
+    st = apply_view(st, {"options": {"samples": 8, "steps": None}}, space)  # null: back to the default
+    assert st.options == (("aug_smooth", True), ("samples", 8))
+    assert built.engine.resolve(st.to_request()).options == st.options
+    bad = [({"steps": 10**9}, "out of range"), ({"steps": "4"}, "must be int"), ({"steps": True}, "must be int"),
+           ({"noise": float("nan")}, "must be float"), ({"stepz": 4}, "unknown option 'stepz'.*steps"),
+           ({"aug_smooth": 1}, "must be bool"), ({"baseline": "grey"}, "black or blur")]
+    for change, why in bad:
+        with pytest.raises(RequestError, match=why):
+            apply_view(st, {"options": change}, space)
+    with pytest.raises(RequestError, match="must be an object"):
+        apply_view(st, {"options": [1]}, space)
+    assert parse('{"type": "view", "options": {"steps": 2}}', space) == ViewMessage({"options": {"steps": 2}})
+    menu = built.dashboard.hello["options"]
+    assert menu["steps"]["default"] == 16 and menu["steps"]["max"] == protocol.OPTION_BOUNDS["steps"][2]
