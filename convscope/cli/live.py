@@ -8,6 +8,7 @@ tabs share one selection (one dashboard, many viewers).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -71,6 +72,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--autoplay", action="store_true",
                    help="play a file or folder at once (default: it waits paused on its first frame until "
                    "the first viewer connects)")
+    p.add_argument("--units", metavar="OUTDIR",
+                   help="the unit explorer shows the dataset-wide top patches of a `convscope units` OUTDIR "
+                   "(its units.json) for the layers it covers, instead of this session's")
+    p.add_argument("--no-featvis", dest="featvis", action="store_false",
+                   help="no feature visualisation of the selected unit in the background")
     add_model_options(p)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1",
@@ -131,6 +137,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _units_dir(value: str | None) -> Path | None:
+    """``--units OUTDIR``: a folder with the ``units.json`` that ``convscope units`` writes."""
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not (path / "units.json").is_file():
+        raise UsageError(f"--units {value}: no units.json there (write one with `convscope units -o {value}`)")
+    try:
+        layers = json.loads((path / "units.json").read_text()).get("layers")
+    except (ValueError, OSError, AttributeError) as exc:
+        raise UsageError(f"--units {value}: units.json cannot be read: {str(exc).splitlines()[0][:120]}") from None
+    if not isinstance(layers, dict):
+        raise UsageError(f"--units {value}: units.json has no 'layers' object")
+    return path
+
+
 def _urls(bound: str, port: int, token: str | None) -> list[str]:
     """The URL to print for a socket bound to address ``bound``, plus one for other machines."""
     query = f"?token={token}" if token else ""
@@ -167,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
               "raise it with ulimit -n)", file=sys.stderr, flush=True)
     limits = Limits(max_connections=cap, handshake_timeout=args.handshake_timeout,
                     stall_timeout=args.stall_timeout)
+    units_dir = _units_dir(args.units)
     sock = _bind(args.host, args.port)
     source = engine = None
     try:
@@ -199,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
                               quota_mb=args.snapshots_max_mb,
                               background=background_engine_factory(bundle, optimize=args.optimize)
                               if args.background else None,
-                              background_share=args.background_share)
+                              background_share=args.background_share,
+                              units_dir=units_dir, featvis=args.featvis)
         server = LiveServer(make_config(create_app(dash), limits), limits)
         try:
             server.run(sockets=[sock])  # returns after Ctrl-C / SIGTERM, viewers closed

@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from convscope.errors import ConvscopeError, RequestError
-from convscope.server import commands, protocol, recording, trust
+from convscope.server import commands, protocol, recording, trust, unit_commands
 from convscope.server.dashboard import Dashboard
 from convscope.server.hub import Hub, ThreadHandoff, Viewer
 from convscope.server.security import cookie_name
@@ -105,6 +105,8 @@ def create_app(dash: Dashboard) -> Starlette:
             await asyncio.to_thread(trusted.stop, 0.3)
             if recorder is not None:
                 await asyncio.to_thread(recorder.close)  # a recording still running: playable files
+            if dash.units is not None:
+                dash.units.close()
 
     async def index(request: Request) -> Response:
         reason = dash.guard.why_refused(request)
@@ -150,6 +152,10 @@ def create_app(dash: Dashboard) -> Starlette:
                 return
             if kind in trust.KINDS:  # sanity toggle, deletion scores
                 trust.handle(trusted, protocol.decode(text), viewer, hub)
+                return
+            if kind in unit_commands.KINDS:  # the unit explorer (issue 15): answered off the event loop
+                units_query(viewer, unit_commands.parse(protocol.decode(text), dash.space, pipeline.state.conv_layer,
+                                                        dash.units is not None))
                 return
             if kind in commands.KINDS:  # playback: seek, step, speed
                 command = commands.parse(protocol.decode(text), player)
@@ -216,6 +222,19 @@ def create_app(dash: Dashboard) -> Starlette:
         media = "video/mp4" if path.suffix == ".mp4" else "image/gif"
         return FileResponse(path, media_type=media, filename=f"convscope-{path.name}",
                             headers={"Cache-Control": "no-store"})
+    def units_query(viewer: Viewer, msg: unit_commands.UnitsMessage) -> None:
+        async def run() -> None:
+            try:
+                reply = await asyncio.to_thread(unit_commands.answer, msg, dash.units)
+                viewer.push_control("units", json.dumps(reply, separators=(",", ":")))
+            except Exception as exc:  # a failed query must not end the connection
+                viewer.push_error(_error(f"units: {type(exc).__name__}: {str(exc)[:160]}", "units"))
+
+        task = asyncio.get_running_loop().create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    tasks: set[asyncio.Task] = set()
 
     async def websocket_endpoint(ws: WebSocket) -> None:
         reason = dash.guard.why_refused(ws, websocket=True)

@@ -39,6 +39,7 @@ class Dashboard:
     on_startup: Callable[[], None] | None = None
     recorder: Any = None  # recording.Recorder: the record button (None: no recordings)
     quota: Any = None  # recording.Quota: the snapshot and recording folders' disk limit
+    units: Any = None  # the unit explorer's UnitsSession (issue 15), None: off
 
 
 def algorithm_menu() -> list[dict]:
@@ -86,7 +87,8 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
                    on_startup: Callable[[], None] | None = None, net_probe: bool = True,
                    snapshots: Path | None = None, recordings: Path | None = None,
                    quota_mb: float | None = None, background: Callable[[], FrameEngine] | None = None,
-                   background_share: float = 0.2) -> Dashboard:
+                   background_share: float = 0.2, units: bool = True, units_dir: Path | None = None,
+                   featvis: bool = True) -> Dashboard:
     """Assemble a dashboard for a loaded :class:`~convscope.engine.Engine` and an open source.
 
     ``background`` builds the engine of the background lane, where maps that need extra input
@@ -125,4 +127,24 @@ def make_dashboard(engine: FrameEngine, source: FrameSource, guard: Guard, *, qu
     # what a recording may tile: every view that draws a picture, and each algorithm's map
     panels = [v.name for v in views.all() if v.kind != "bars"] + [f"map:{m['name']}" for m in menu]
     hello["recordings"] = None if recorder is None else {"panels": panels, "every_frame": pipeline.player is not None}
-    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup, recorder, quota)
+    session = _units_session(engine, source, units_dir, featvis) if units else None
+    hello["units"] = None if session is None else {
+        "dataset": str(units_dir) if units_dir is not None else None,
+        "dataset_layers": session.load(units_dir) if units_dir is not None else [],
+        "featvis": session.featvis is not None}
+    return Dashboard(pipeline, space, hello, guard, engine.resolve, on_startup, recorder, quota, units=session)
+
+
+def _units_session(engine: FrameEngine, source: FrameSource, units_dir: Path | None, featvis: bool) -> Any:
+    """The unit explorer: a session the ``units`` view feeds (bound to this engine's layers)."""
+    from convscope.units.session import FeatVisWorker, UnitsSession
+    from convscope.views.units import bind
+
+    layers = getattr(engine, "layer_info", None)
+    if layers is None:  # an engine without the layer table (test doubles): no unit explorer
+        return None
+    worker = FeatVisWorker(engine.bundle) if featvis else None
+    session = UnitsSession(engine.bundle, layers, featvis=worker)
+    session.follow(source)
+    bind(layers, session)
+    return session

@@ -187,6 +187,7 @@ def optimise(bundle: ModelBundle, layer: LayerInfo, channel: int, *, steps: int 
     module = bundle.module
     was_training = module.training
     module.eval()
+    sd = 0.01
     try:
         for step in range(steps):
             if _cancelled(cancel):
@@ -195,6 +196,16 @@ def optimise(bundle: ModelBundle, layer: LayerInfo, channel: int, *, steps: int 
                 image = to_rgb(spectrum, scale, size, size)
                 loss = -channel_activation(bundle, layer, channel, _transform(image, rng)).sum()
                 (grad,) = torch.autograd.grad(loss, spectrum)
+            if sd < 2.0 and not bool(grad.any()):
+                # A unit behind a ReLU that the near-grey start leaves at zero everywhere has no
+                # gradient at all: start again from louder noise (x4 each time) until it responds.
+                sd *= 4
+                with torch.no_grad():
+                    spectrum.copy_(fft_param(size, size, gen, sd).to(dev))
+                opt = torch.optim.Adam([spectrum], lr=lr)
+                if progress is not None:
+                    progress(step + 1, steps)
+                continue
             opt.zero_grad(set_to_none=True)
             spectrum.grad = grad
             opt.step()

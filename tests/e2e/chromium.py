@@ -23,3 +23,17 @@ def launch() -> Iterator:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def dashboard_page(browser, url: str, wait_ms: int, width: int = 1440, height: int = 900) -> Iterator:
+    """Yield a page on the dashboard at ``url`` once its first frame is drawn; on exit, fail if the
+    page threw a JavaScript exception meanwhile."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.convscope && window.convscope.framesDrawn > 0", timeout=wait_ms)
+    yield page
+    context.close()
+    assert not errors, errors  # no JavaScript exception during the tests

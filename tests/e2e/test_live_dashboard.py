@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - make_dashboard_gif.py imports them here
+from chromium import CHROMIUM, CHROMIUM_ARGS, dashboard_page  # noqa: F401 - make_dashboard_gif.py imports the first two here
 from live_process import LiveProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -40,15 +40,7 @@ def live(video_factory, playwright_browser) -> Iterator[LiveProcess]:
 
 @pytest.fixture
 def page(live, playwright_browser):
-    context = playwright_browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(live.url)
-    pg.wait_for_function("window.convscope && window.convscope.framesDrawn > 0", timeout=WAIT_MS)
-    yield pg
-    context.close()
-    assert not errors, errors  # no JavaScript exception during the test
+    yield from dashboard_page(playwright_browser, live.url, WAIT_MS)
 
 
 def canvas(page, testid: str) -> str:

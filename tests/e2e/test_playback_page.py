@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import dashboard_page
 from live_process import LiveProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -41,15 +42,7 @@ def live(video_factory, playwright_browser, tmp_path_factory) -> Iterator[LivePr
 @pytest.fixture(scope="module")
 def page(live, playwright_browser):
     time.sleep(3.0)  # a clip that played on its own would be 30 frames in by now
-    context = playwright_browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(live.url)
-    pg.wait_for_function("window.convscope && window.convscope.framesDrawn > 0", timeout=WAIT_MS)
-    yield pg
-    context.close()
-    assert not errors, errors
+    yield from dashboard_page(playwright_browser, live.url, WAIT_MS)
 
 
 def wait(page, condition: str) -> None:

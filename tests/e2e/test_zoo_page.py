@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import dashboard_page
 from live_process import LiveProcess
 
 from convscope import algorithms
@@ -36,18 +37,11 @@ def live(playwright_browser) -> Iterator[LiveProcess]:
 
 @pytest.fixture(scope="module")
 def page(live, playwright_browser):
-    context = playwright_browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(live.url)
-    pg.wait_for_function("window.convscope && window.convscope.framesDrawn > 0", timeout=WAIT_MS)
-    # count, per panel, the frames that brought a new picture of it
-    pg.evaluate("""() => { const S = window.convscope; S.updates = {};
-        S.on('drawn', (m) => { for (const p of m.panels) S.updates[p.name] = (S.updates[p.name] || 0) + 1; }); }""")
-    yield pg
-    context.close()
-    assert not errors, errors
+    for pg in dashboard_page(playwright_browser, live.url, WAIT_MS):
+        # count, per panel, the frames that brought a new picture of it
+        pg.evaluate("""() => { const S = window.convscope; S.updates = {};
+            S.on('drawn', (m) => { for (const p of m.panels) S.updates[p.name] = (S.updates[p.name] || 0) + 1; }); }""")
+        yield pg
 
 
 def test_every_method_on_updates_every_panel_and_labels_the_slow_ones(page):

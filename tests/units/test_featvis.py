@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from convscope.units.featvis import Cancelled, FeatureVis, channel_activation, spectrum_scale, to_rgb
+from convscope.units.featvis import (
+    Cancelled,
+    FeatureVis,
+    channel_activation,
+    fft_param,
+    spectrum_scale,
+    to_rgb,
+)
 
 STEPS, SIZE = 24, 48
 
@@ -70,3 +77,24 @@ def test_cached_per_model_layer_channel(lite0, tmp_path):
                                                       progress=lambda s, t: calls.append((s, t)))
     assert np.array_equal(a, b) and calls == [(3, 3)]  # from disk: no optimisation step ran
     assert fv.cached(layer.name, 6, 3, 32) is None
+
+
+def test_a_unit_silent_on_the_grey_start_is_still_visualised():
+    # conv with zero-sum (edge) weights and a negative bias, then ReLU: the near-grey starting image
+    # leaves it at 0 everywhere, so its gradient is exactly zero; louder restarts find it
+    from torch import nn
+
+    from convscope.models import ModelBundle, Preprocessing, discover_layers
+
+    conv = nn.Conv2d(3, 1, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=torch.float32).expand(1, 3, 3, 3))
+        conv.bias.fill_(-3.0)
+    net = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2)).eval()
+    bundle = ModelBundle(net, Preprocessing(input_size=(32, 32)), ("a", "b"), "silent")
+    layer = {la.name: la for la in discover_layers(bundle)}["1"]
+    start = to_rgb(fft_param(32, 32, torch.Generator().manual_seed(0)), spectrum_scale(32, 32), 32, 32)
+    assert float(channel_activation(bundle, layer, 0, start)) == 0.0  # as the optimisation starts
+    img = FeatureVis(bundle).render(layer, 0, steps=12, size=32)
+    x = torch.as_tensor(img).permute(2, 0, 1)[None].float() / 255
+    assert float(channel_activation(bundle, layer, 0, x)) > 0.1

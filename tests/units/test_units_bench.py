@@ -19,3 +19,8 @@ def test_units_bench_reports_the_update_against_the_frame(photos):
     assert report.frame_ms > 0 and report.update_ms > 0
     assert abs(report.ratio - report.update_ms / report.frame_ms) < 1e-9
     assert "update / frame" in report.format_text()
+    # the dashboard path: the same engine with the unit explorer on and off, interleaved
+    assert report.grid_layer and report.grid_channels > 0
+    assert report.live_on_ms > 0 and report.live_off_ms > 0
+    assert abs(report.live_overhead - (report.live_on_ms / report.live_off_ms - 1)) < 1e-9
+    assert "units on" in report.format_text()
