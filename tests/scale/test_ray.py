@@ -230,8 +230,9 @@ def test_evaluate_on_ray_equals_local(ray_session, photos, tmp_path):
 @pytest.mark.timeout(900)
 def test_units_on_ray_equals_local_item_by_item(ray_session, tmp_path):
     """``units --ray`` (one actor) against the local ``units`` run on four 80 px photos and a byte copy
-    of one of them (a near-duplicate scene), in three batches: units.json equal channel by channel
-    and entry by entry (order and ties included), the same patches, pages and meta.json."""
+    of one of them (a near-duplicate scene across a batch boundary: the copy opens the second batch),
+    in three batches: units.json equal channel by channel and entry by entry (order and ties
+    included), the same patches, pages and meta.json."""
     from skimage import data
 
     src = tmp_path / "photos"
@@ -240,7 +241,7 @@ def test_units_on_ray_equals_local_item_by_item(ray_session, tmp_path):
         img = Image.fromarray(getattr(data, name)())
         img.thumbnail((80, 80))
         img.save(src / f"{name}.png")
-    shutil.copy(src / "coffee.png", src / "coffee_again.png")
+    shutil.copy(src / "chelsea.png", src / "chelsea_again.png")  # listing: astronaut, chelsea | chelsea_again, ...
     args = ("-i", str(src), *MODEL, "--top-k", "3", "--batch-size", "2", "-q")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the thread count of a 1-CPU actor: equal float sums
@@ -257,6 +258,8 @@ def test_units_on_ray_equals_local_item_by_item(ray_session, tmp_path):
             assert got["top"] == want["top"], (layer, want["channel"])
     tops = [r["top"] for rows in local["layers"].values() for r in rows]
     assert all(len(t) == 3 for t in tops) and any(len({e["source"] for e in t}) == 3 for t in tops)
+    # the copy is the same scene at the same places with the same scores: it never displaces its original
+    assert not any(e["source"] == "chelsea_again.png" for t in tops for e in t)
     a, b = output_files(tmp_path / "local"), output_files(tmp_path / "ray")
     state = ".units/state.pt"
     assert sorted(a) == sorted(b) and state in a
