@@ -8,6 +8,7 @@ from pathlib import Path
 
 from convscope.cli.common import add_command, add_model_options, count_arg, load_model_from_args
 from convscope.errors import InputError, UsageError
+from convscope.scale.options import add_ray_options
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -35,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="For every channel of the chosen layers, find the k items (and positions) that excite it "
         "most over a folder of images or a video, cut their receptive-field patches from the source images, and "
         "write units.json, one static HTML page per layer (open it from disk) and index.html into OUTDIR. "
-        "Interrupted runs resume: rerun the same command.",
+        "Interrupted runs resume: rerun the same command. With --ray the same work runs on a Ray cluster (workers "
+        "send each batch's per-channel maxima, the driver merges them in listing order): the same units.json "
+        "and pages.",
     )
     p.add_argument("-i", "--input", required=True, metavar="INPUT", help="a folder of images (recursive) or a video")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created when missing)")
@@ -52,10 +55,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true", help="discard the saved state of an earlier run in OUTDIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_model_options(p)
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # only --ray runs import Ray
+        from convscope.scale.units import run as run_on_ray
+
+        return run_on_ray(args)
     from convscope.units.dataset import UnitsOptions, UnitsRun
 
     if args.vis_size < 16:

@@ -38,7 +38,7 @@ from convscope.models.preprocess import frame_to_tensor, normalize, resize_crop
 from convscope.stills.inputs import Item, Unreadable, expand_input, load_item
 from convscope.stills.outputs import ensure_dir
 from convscope.units.receptive_field import ReceptiveField, receptive_field, to_source
-from convscope.units.topk import TopKTracker
+from convscope.units.topk import TopKTracker, thumbnails
 
 STATE_VERSION = 1
 PATCH_SIDE = 96  # longest side of a written patch, in pixels
@@ -117,6 +117,34 @@ def _config(bundle: ModelBundle, layers: list[LayerInfo], opts: UnitsOptions) ->
     return {"version": STATE_VERSION, "model": bundle.name, "layers": [la.name for la in layers],
             "top_k": opts.top_k, "input_size": list(bundle.preprocessing.input_size),
             "policy": bundle.preprocessing.policy, "every": opts.every}
+
+
+@torch.inference_mode()
+def batch_maxima(bundle: ModelBundle, layers: list[LayerInfo], capture: _Capture, frames: list[np.ndarray],
+                 to_numpy: bool = False) -> dict:
+    """One forward over a batch of RGB frames: per layer, each row's per-channel maximum and its
+    position ``(vals, ys, xs, (h, w))`` (the candidates :meth:`TopKTracker.update_maxima` takes),
+    and the rows' :func:`~convscope.units.topk.thumbnails` for the near-duplicate test."""
+    prep, dev = bundle.preprocessing, bundle.device
+    x255 = torch.cat([resize_crop(frame_to_tensor(frame, dev), prep) for frame in frames])
+    capture.out = {}
+    was_training = bundle.module.training
+    bundle.module.eval()
+    try:
+        bundle.module(normalize(x255, prep))
+    finally:
+        bundle.module.train(was_training)
+    out: dict[str, Any] = {"thumbs": thumbnails(x255), "layers": {}}
+    for la in layers:
+        acts = la.as_map(capture.out[la.name]).detach()
+        h, w = acts.shape[-2:]
+        vals, where = acts.flatten(2).float().max(dim=2)  # B x C
+        out["layers"][la.name] = (vals, where // w, where % w, (int(h), int(w)))
+    if to_numpy:
+        out["thumbs"] = out["thumbs"].cpu().numpy()
+        out["layers"] = {n: (v.cpu().numpy(), y.cpu().numpy(), x.cpu().numpy(), g)
+                         for n, (v, y, x, g) in out["layers"].items()}
+    return out
 
 
 class UnitsRun:
@@ -224,26 +252,27 @@ class UnitsRun:
             raise InputError("none of the input files could be read")
         return self.write()
 
-    @torch.inference_mode()
     def _process(self, batch: list[tuple[Item, np.ndarray, str]], capture: _Capture) -> None:
-        prep, dev = self.bundle.preprocessing, self.bundle.device
-        x255 = torch.cat([resize_crop(frame_to_tensor(frame, dev), prep) for _i, frame, _k in batch])
-        capture.out = {}
-        was_training = self.bundle.module.training
-        self.bundle.module.eval()
-        try:
-            self.bundle.module(normalize(x255, prep))
-        finally:
-            self.bundle.module.train(was_training)
+        maxima = batch_maxima(self.bundle, self.layers, capture, [frame for _i, frame, _k in batch])
+        self.take([(self.source_name(item), item.frame, frame.shape[:2], key) for item, frame, key in batch], maxima)
+
+    @torch.inference_mode()
+    def take(self, rows: list[tuple[str, int | None, tuple[int, int], str]], maxima: dict) -> None:
+        """Add one batch's items (``(source, frame, (h, w), key)``, in listing order) and their
+        :func:`batch_maxima` to the trackers, then save the state. ``units --ray`` calls this on the
+        driver with the maxima its workers computed, batch after batch in listing order, so the
+        trackers go through exactly the local run's updates."""
         ids = []
-        for item, frame, key in batch:
+        for source, frame, hw, key in rows:
             self.keys[key] = len(self.items)
             ids.append(len(self.items))
-            self.items.append({"key": key, "source": self.source_name(item), "frame": item.frame,
-                               "hw": [int(frame.shape[0]), int(frame.shape[1])]})
+            self.items.append({"key": key, "source": source, "frame": frame, "hw": [int(hw[0]), int(hw[1])]})
+        thumbs = torch.as_tensor(maxima["thumbs"])
         for la in self.layers:
-            self.trackers[la.name].update(la.as_map(capture.out[la.name]), ids, images=x255)
-        self.stats.computed += len(batch)
+            vals, ys, xs, grid = maxima["layers"][la.name]
+            self.trackers[la.name].update_maxima(torch.as_tensor(vals), torch.as_tensor(ys), torch.as_tensor(xs),
+                                                 tuple(grid), ids, thumbs=thumbs)
+        self.stats.computed += len(rows)
         self._save_state()
 
     # -- outputs -----------------------------------------------------------------------------

@@ -103,8 +103,11 @@ class TopKTracker:
             if len(frame_ids):
                 self._last_scene = int(frame_ids[-1])
             return frame_ids.clone()
-        step = max(1, min(images.shape[-2:]) // 64)  # a 64-ish px subsample is plenty for a 16x16 thumbnail
-        thumbs = F.adaptive_avg_pool2d(images[:, :, ::step, ::step].float(), 16).mean(1).flatten(1)
+        return self.scenes_of_thumbs(thumbnails(images), frame_ids)
+
+    def scenes_of_thumbs(self, thumbs: torch.Tensor, frame_ids: torch.Tensor) -> torch.Tensor:
+        """:meth:`scenes_for` from the rows' :func:`thumbnails` (computed where the images are)."""
+        thumbs = thumbs.to(self.device)
         prev = thumbs[:-1] if self._thumb is None else torch.cat([self._thumb[None], thumbs[:-1]])
         diffs = (thumbs[-len(prev):] - prev).abs().mean(1).tolist()
         if self._thumb is None:
@@ -134,19 +137,34 @@ class TopKTracker:
         b, c, h, w = acts.shape
         if c != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {c}")
+        vals, where = acts.to(self.device).flatten(2).float().max(dim=2)  # B x C
+        return self.update_maxima(vals, where // w, where % w, (h, w), frame_ids, images=images, scenes=scenes)
+
+    def update_maxima(self, vals: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, grid: tuple[int, int],
+                      frame_ids: Sequence[int] | torch.Tensor, images: torch.Tensor | None = None,
+                      scenes: Sequence[int] | torch.Tensor | None = None,
+                      thumbs: torch.Tensor | None = None) -> int:
+        """:meth:`update` from each row's per-channel candidate: its maximum ``vals`` (``B x C``) at
+        ``(ys, xs)`` in an ``h x w`` grid. ``thumbs`` (:func:`thumbnails` of the rows) stands in for
+        ``images`` in the near-duplicate test where the images are elsewhere (``units --ray``: the
+        workers send their batches' candidates and thumbnails, the driver takes them in order)."""
         dev = self.device
+        vals, ys, xs = vals.to(dev), ys.to(dev), xs.to(dev)
+        b, c = vals.shape
+        if c != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {c}")
         ids = torch.as_tensor(list(frame_ids) if not isinstance(frame_ids, torch.Tensor) else frame_ids,
                               dtype=torch.long).to(dev)
         if scenes is not None:
             scene_ids = torch.as_tensor(list(scenes) if not isinstance(scenes, torch.Tensor) else scenes,
                                         dtype=torch.long).to(dev)
             self._last_scene = int(scene_ids[-1])
+        elif thumbs is not None and self.dedup > 0:
+            scene_ids = self.scenes_of_thumbs(thumbs, ids)
         else:
             scene_ids = self.scenes_for(images, ids)
-        vals, where = acts.to(dev).flatten(2).float().max(dim=2)  # B x C
         vals = torch.nan_to_num(vals, nan=float("-inf"), posinf=float("inf"))
-        ys, xs = where // w, where % w
-        boxes = self._boxes(ys, xs, (h, w))  # B x C x 4
+        boxes = self._boxes(ys, xs, grid)  # B x C x 4
         if self.history is not None:
             n = min(b, len(self.history))
             rows = (torch.arange(b - n, b, device=dev) + self.frames) % len(self.history)
@@ -264,6 +282,13 @@ class TopKTracker:
                 setattr(self, name, state[name].to(self.device))
         self.frames, self._last_scene = int(state["frames"]), int(state["last_scene"])
         self._thumb = None if state.get("thumb") is None else state["thumb"].to(self.device)
+
+
+def thumbnails(images: torch.Tensor) -> torch.Tensor:
+    """``B x 256`` grey 16x16 thumbnails (of a ~64 px subsample) of ``B x 3 x H x W`` 0..255 images:
+    what the near-duplicate test compares."""
+    step = max(1, min(images.shape[-2:]) // 64)  # a 64-ish px subsample is plenty for a 16x16 thumbnail
+    return F.adaptive_avg_pool2d(images[:, :, ::step, ::step].float(), 16).mean(1).flatten(1)
 
 
 def _crop(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:

@@ -224,3 +224,45 @@ def test_evaluate_on_ray_equals_local(ray_session, photos, tmp_path):
     assert len(local) == 3 * 3  # three photos x (gradcam, saliency, random)
     assert local == remote
     assert (tmp_path / "ray" / "summary.json").read_text() == (tmp_path / "local" / "summary.json").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_units_on_ray_equals_local_item_by_item(ray_session, tmp_path):
+    """``units --ray`` (one actor) against the local ``units`` run on four 80 px photos and a byte copy
+    of one of them (a near-duplicate scene across a batch boundary: the copy opens the second batch),
+    in three batches: units.json equal channel by channel and entry by entry (order and ties
+    included), the same patches, pages and meta.json."""
+    from skimage import data
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = Image.fromarray(getattr(data, name)())
+        img.thumbnail((80, 80))
+        img.save(src / f"{name}.png")
+    shutil.copy(src / "chelsea.png", src / "chelsea_again.png")  # listing: astronaut, chelsea | chelsea_again, ...
+    args = ("-i", str(src), *MODEL, "--top-k", "3", "--batch-size", "2", "-q")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the thread count of a 1-CPU actor: equal float sums
+    try:
+        assert main(["units", *args, "-o", str(tmp_path / "local")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main(["units", *args, "-o", str(tmp_path / "ray"), "--ray", "--ray-workers", "1"]) == 0
+    local, remote = (json.loads((tmp_path / d / "units.json").read_text()) for d in ("local", "ray"))
+    assert remote["model"] == local["model"] and list(remote["layers"]) == list(local["layers"])
+    for layer, rows in local["layers"].items():
+        assert [r["channel"] for r in remote["layers"][layer]] == [r["channel"] for r in rows]
+        for want, got in zip(rows, remote["layers"][layer], strict=True):
+            assert got["top"] == want["top"], (layer, want["channel"])
+    tops = [r["top"] for rows in local["layers"].values() for r in rows]
+    assert all(len(t) == 3 for t in tops) and any(len({e["source"] for e in t}) == 3 for t in tops)
+    # the copy is the same scene at the same places with the same scores: it never displaces its original
+    assert not any(e["source"] == "chelsea_again.png" for t in tops for e in t)
+    a, b = output_files(tmp_path / "local"), output_files(tmp_path / "ray")
+    state = ".units/state.pt"
+    assert sorted(a) == sorted(b) and state in a
+    for name in a:  # patches (.jpg), pages, meta.json (per-channel means), units.json: byte for byte
+        if name != state:
+            assert b[name] == a[name], name
