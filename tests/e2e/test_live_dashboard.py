@@ -33,7 +33,7 @@ def _tid(name: str) -> str:
 @pytest.fixture(scope="module")
 def live(video_factory, playwright_browser) -> Iterator[LiveProcess]:
     video = video_factory("h264", ".mp4", frames=100, fps=25)
-    proc = LiveProcess("--source", str(video), "--loop", "--token", TOKEN)
+    proc = LiveProcess("--no-featvis", "--source", str(video), "--loop", "--token", TOKEN)
     yield proc
     proc.stop()
 

@@ -32,7 +32,7 @@ def live(video_factory, playwright_browser, tmp_path_factory) -> Iterator[LivePr
     video = video_factory("h264", ".mp4", frames=N, fps=10)
     here = str(Path(__file__).resolve().parent)
     snaps = tmp_path_factory.mktemp("snapshots")
-    proc = LiveProcess("--source", str(video), "-m", "e2e_models:tiny_imagenet", "--input-size", "96",
+    proc = LiveProcess("--no-featvis", "--source", str(video), "-m", "e2e_models:tiny_imagenet", "--input-size", "96",
                        "--no-token", "--snapshots", str(snaps), env={"PYTHONPATH": here})
     proc.snapshots = snaps
     yield proc

@@ -20,7 +20,7 @@ WAIT_MS = 90_000
 @pytest.fixture(scope="module")
 def live(playwright_browser) -> Iterator[LiveProcess]:
     here = str(Path(__file__).resolve().parent)
-    proc = LiveProcess("--source", "demo", "-m", "e2e_models:tiny_imagenet", "--input-size", "96", "--no-token",
+    proc = LiveProcess("--no-featvis", "--source", "demo", "-m", "e2e_models:tiny_imagenet", "--input-size", "96", "--no-token",
                        env={"PYTHONPATH": here})
     yield proc
     proc.stop()

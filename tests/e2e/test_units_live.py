@@ -70,7 +70,7 @@ def wait(page, condition: str, arg=None) -> None:
 
 
 def test_select_a_channel_shows_its_patches_histogram_overview_and_visualisation(page):
-    assert page.locator(tid("units")).is_visible()
+    page.wait_for_selector(tid("units"), state="visible", timeout=WAIT_MS)  # once the hello is read
     assert not page.locator(tid("units-body")).is_visible()  # collapsed until a channel is selected
     hello = page.evaluate("window.convscope.hello")
     assert hello["units"] == {"dataset": None, "dataset_layers": [], "featvis": True}

@@ -29,7 +29,7 @@ def tid(name: str) -> str:
 @pytest.fixture(scope="module")
 def live(playwright_browser) -> Iterator[LiveProcess]:
     here = str(Path(__file__).resolve().parent)
-    proc = LiveProcess("--source", "demo", "-m", "e2e_models:tiny_imagenet", "--input-size", "64",
+    proc = LiveProcess("--no-featvis", "--source", "demo", "-m", "e2e_models:tiny_imagenet", "--input-size", "64",
                        "--no-token", "--background-share", "0", env={"PYTHONPATH": here})
     yield proc
     proc.stop()
@@ -73,6 +73,8 @@ def test_every_method_on_updates_every_panel_and_labels_the_slow_ones(page):
 def test_a_contrast_in_two_clicks_and_the_counterfactual(page):
     page.evaluate("() => window.convscope.send({type: 'view', algorithms: ['gradcam']})")
     page.wait_for_function("window.convscope.state.algorithms.length === 1", timeout=WAIT_MS)
+    page.evaluate("() => window.convscope.send({type: 'pause', paused: true})")  # a still top-5 to click on
+    page.wait_for_function("window.convscope.state.paused === true", timeout=WAIT_MS)
     rows = page.locator(f"{tid('predictions')} li")
     first, second = (int(rows.nth(i).get_attribute("data-index")) for i in (0, 1))
     rows.nth(0).click()  # pin A
@@ -88,12 +90,14 @@ def test_a_contrast_in_two_clicks_and_the_counterfactual(page):
     page.locator(tid("unversus")).click()
     page.wait_for_function("window.convscope.state.versus === null", timeout=WAIT_MS)
     assert not page.is_visible(tid("versus-chip"))
+    page.evaluate("() => window.convscope.send({type: 'pause', paused: false})")
 
 
 def test_an_option_from_the_page_reaches_the_maps(page):
     page.evaluate("() => window.convscope.send({type: 'view', algorithms: ['integrated_gradients']})")
+    page.wait_for_selector(tid("option-steps"), timeout=WAIT_MS)  # built from the hello (again after a reconnect)
     field = page.locator(tid("option-steps"))
-    field.fill("4")
+    field.fill("4", timeout=WAIT_MS)
     field.press("Enter")
     field.blur()
     page.wait_for_function("window.convscope.state.options.steps === 4", timeout=WAIT_MS)
