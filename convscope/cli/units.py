@@ -82,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
                   f"by {how}", file=sys.stderr)
     doc = units.run()
     if not args.quiet:
-        s = units.stats
-        print(f"wrote {args.output}/units.json and {len(doc['layers'])} page(s) "
-              f"({s.computed} item(s) computed, {s.reused} reused from the saved state)", file=sys.stderr)
-        if s.skipped:
-            print(f"warning: skipped {len(s.skipped)} unreadable file(s):", file=sys.stderr)
-            for rel, reason in s.skipped:
-                print(f"  {rel}: {reason}", file=sys.stderr)
+        print_summary(units, doc, args.output)
     return 0
+
+
+def print_summary(units, doc: dict, output: str) -> None:
+    """What a run wrote, computed and reused, and every file it could not read (local or on Ray)."""
+    s = units.stats
+    print(f"wrote {output}/units.json and {len(doc['layers'])} page(s) "
+          f"({s.computed} item(s) computed, {s.reused} reused from the saved state)", file=sys.stderr)
+    if s.skipped:
+        print(f"warning: skipped {len(s.skipped)} unreadable file(s):", file=sys.stderr)
+        for rel, reason in s.skipped:
+            print(f"  {rel}: {reason}", file=sys.stderr)

@@ -160,13 +160,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("none of the input files could be read")
     doc = units.write()
     if not args.quiet:
-        s = units.stats
-        print(f"wrote {args.output}/units.json and {len(doc['layers'])} page(s) "
-              f"({s.computed} item(s) computed, {s.reused} reused from the saved state)", file=sys.stderr)
-        if s.skipped:
-            print(f"warning: skipped {len(s.skipped)} unreadable file(s):", file=sys.stderr)
-            for rel, reason in s.skipped:
-                print(f"  {rel}: {reason}", file=sys.stderr)
+        from convscope.cli.units import print_summary
+
+        print_summary(units, doc, args.output)
     return 0
 
 
