@@ -493,5 +493,9 @@
     toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
   }
 
-  connect();
+  // Connect once every script of the page has run: the others (playback.js, trust.js, units.js ...)
+  // listen for the first messages ('hello', 'state', 'sanity'), and a busy browser can run the
+  // socket's first messages between two scripts that are still loading.
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', connect);
+  else connect();
 })();
