@@ -16,7 +16,6 @@ from convscope import algorithms
 from convscope.engine import Engine, Target, ViewRequest
 from convscope.models import load_model
 from convscope.stills.inputs import read_image
-from convscope.vocabulary import Target
 
 MODEL = ("-m", "efficientnet_lite0")
 #: few rows for the batched-row methods (the CLI's defaults: every channel, 32 steps and samples)
