@@ -62,7 +62,7 @@
         b.dataset.age = '';
       } else {
         const old = info.frames_old === 1 ? '1 frame old' : `${info.frames_old} frames old`;
-        b.textContent = `${ms(info.ms)} · ${info.stale ? 'previous selection, recomputing' : old}`;
+        b.textContent = `${info.stale ? 'previous selection, recomputing' : old} · ${ms(info.ms)}`;  // the age first: it matters most
         b.dataset.age = String(info.frames_old);
       }
       b.title = 'too slow for every frame: computed in the background on the newest frame whenever its previous result is done';
