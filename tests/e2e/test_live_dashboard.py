@@ -132,13 +132,15 @@ def test_menus_come_from_the_server(page):
     extra = next(a["name"] for a in hello["algorithms"] if a["name"] not in state(page)["algorithms"])
     box = page.locator(f"#algorithms input[value={extra}]")
     blank = canvas(page, extra.replace("_", "-"))
-    box.check()
+    box.click()  # the box shows the shared state: it turns on when the server's state says so
+    wait(page, f"window.convscope.state.algorithms.includes({json.dumps(extra)})")
+    assert box.is_checked()
     try:
         wait(page, f"{json.dumps(extra)} in window.convscope.meta.maps")
         assert page.is_visible(_tid(extra.replace("_", "-")))
         assert canvas(page, extra.replace("_", "-")) != blank
     finally:
-        box.uncheck()
+        box.click()
         wait(page, f"!window.convscope.state.algorithms.includes({json.dumps(extra)})")
 
 

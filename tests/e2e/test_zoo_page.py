@@ -77,9 +77,11 @@ def test_a_contrast_in_two_clicks_and_the_counterfactual(page):
     page.wait_for_function("window.convscope.state.paused === true", timeout=WAIT_MS)
     rows = page.locator(f"{tid('predictions')} li")
     first, second = (int(rows.nth(i).get_attribute("data-index")) for i in (0, 1))
-    rows.nth(0).click()  # pin A
+    # dispatched on the row itself: the Top-5 is redrawn with every frame, and a click by position
+    # could land while it is replaced
+    page.locator(f"{tid('predictions')} li[data-index='{first}']").dispatch_event("click")  # pin A
     page.wait_for_function("(a) => window.convscope.state.cam_class === a", arg=first, timeout=WAIT_MS)
-    page.locator(tid(f"versus-{second}")).click()  # rather than B
+    page.locator(tid(f"versus-{second}")).dispatch_event("click")  # rather than B
     page.wait_for_function("(b) => window.convscope.state.versus === b", arg=second, timeout=WAIT_MS)
     assert page.is_visible(tid("versus-chip"))
     page.wait_for_function(
